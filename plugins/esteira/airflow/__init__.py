@@ -1,0 +1,1 @@
+"""The only package of esteira that imports Airflow."""

@@ -1,0 +1,139 @@
+"""Load projects/<name>/config.yaml into a validated Project: model + graph + where it came from.
+
+Checks that span fields live here and are all reported together, each with its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from esteira.errors import ConfigError, Problem
+from esteira.graph import CycleError, Graph
+from esteira.model import ProjectConfig, Step
+from esteira.naming import ProjectNames, name_problems
+from esteira.validation import validate_document
+from esteira.yaml_source import YamlDocument, load_yaml
+
+CONFIG_FILE = "config.yaml"
+_STEPS = ("batch", "pipeline", "steps")
+
+
+@dataclass(frozen=True)
+class Project:
+    config: ProjectConfig
+    graph: Graph
+    source: Path
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_for(self, path: tuple[str | int, ...]) -> int | None:
+        """Line of a field path in config.yaml (or its nearest ancestor), for later errors."""
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    @property
+    def name(self) -> str:
+        return self.config.project_name
+
+    @property
+    def directory(self) -> Path:
+        return self.source.parent
+
+    @cached_property
+    def names(self) -> ProjectNames:
+        return ProjectNames(self.config.project_name, self.config.version)
+
+    @cached_property
+    def steps(self) -> dict[str, Step]:
+        return {step.id: step for step in self.config.batch.pipeline.steps}
+
+    def retries(self, step: Step) -> int:
+        return self.config.schedule.retries if step.retries is None else step.retries
+
+    def timeout_seconds(self, step: Step) -> int:
+        """A step may not outlive its run: without its own timeout it gets the run's."""
+        sched = self.config.schedule
+        return sched.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
+
+
+def effective_dependencies(steps: tuple[Step, ...]) -> dict[str, tuple[str, ...]]:
+    """depends_on omitted means "after the previous step in the list" (the seed's pipelines)."""
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, step in enumerate(steps):
+        if step.depends_on is not None:
+            deps[step.id] = step.depends_on
+        else:
+            deps[step.id] = (steps[i - 1].id,) if i else ()
+    return deps
+
+
+def load_project(config_file: Path) -> Project:
+    """Parse, validate and cross-check one project; raises ConfigError listing every problem."""
+    config_file = Path(config_file)
+    doc = load_yaml(config_file)
+    config = validate_document(ProjectConfig, doc)
+    problems = _cross_check(config, doc)
+    graph = None
+    if not problems:
+        try:
+            graph = Graph.from_dependencies(effective_dependencies(config.batch.pipeline.steps))
+        except CycleError as exc:
+            ids = [s.id for s in config.batch.pipeline.steps]
+            path = (*_STEPS, ids.index(exc.cycle[0]), "depends_on")
+            problems.append(Problem(
+                f"dependency cycle: {' -> '.join(exc.cycle)} (each step depends on the next); "
+                "remove one of these dependencies", path, doc.line_for(path)))
+    if problems:
+        raise ConfigError(config_file, problems)
+    assert graph is not None
+    return Project(config=config, graph=graph, source=config_file, lines=doc.lines)
+
+
+def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(message: str, *path: str | int) -> None:
+        problems.append(Problem(message, tuple(path), doc.line_for(tuple(path))))
+
+    folder = doc.file.parent.name
+    if folder != config.project_name:
+        add(f"project_name {config.project_name!r} differs from its folder {folder!r}; "
+            f"they must be equal (rename the folder or set project_name: {folder}) so that "
+            "two folders can never deploy to the same state machine", "project_name")
+    for message in name_problems(config.project_name, config.version):
+        add(message, "version" if "image tag" in message else "project_name")
+
+    sched = config.schedule
+    if sched.catchup and sched.start_date is None:
+        add("catchup: true needs a start_date to catch up from (e.g. start_date: 2026-01-01)",
+            "schedule", "catchup")
+    compute = config.infra.compute
+    if compute.min_quantity > compute.max_quantity:
+        add(f"min_quantity ({compute.min_quantity}) is greater than max_quantity "
+            f"({compute.max_quantity})", "infra", "compute", "min_quantity")
+
+    steps = config.batch.pipeline.steps
+    first_index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.id in first_index:
+            add(f"duplicate step id {step.id!r} (also steps[{first_index[step.id]}]); "
+                "step ids must be unique", *_STEPS, i, "id")
+        else:
+            first_index[step.id] = i
+    valid = ", ".join(first_index)
+    for i, step in enumerate(steps):
+        if step.timeout_seconds is not None and step.timeout_seconds > sched.timeout_seconds:
+            add(f"timeout_seconds ({step.timeout_seconds}) exceeds the whole run's "
+                f"schedule.timeout_seconds ({sched.timeout_seconds})",
+                *_STEPS, i, "timeout_seconds")
+        for j, dep in enumerate(step.depends_on or ()):
+            if dep == step.id:
+                add(f"step {step.id!r} depends on itself", *_STEPS, i, "depends_on", j)
+            elif dep not in first_index:
+                add(f"unknown step {dep!r}; valid step ids: {valid}",
+                    *_STEPS, i, "depends_on", j)
+            elif dep in (step.depends_on or ())[:j]:
+                add(f"{dep!r} is listed twice", *_STEPS, i, "depends_on", j)
+    return problems

@@ -1,0 +1,41 @@
+"""Unix cron as the config contract: exactly five fields, checked by croniter.
+
+croniter accepts more than a Unix cron (seconds and year fields, hashed `H` values) that
+neither Airflow's timetable nor EventBridge would read the same way, so those are refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from croniter import croniter
+
+ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+FIELDS = "minute hour day-of-month month day-of-week"
+_NAMES = re.compile(r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat)",
+                    re.IGNORECASE)
+
+
+def normalise_cron(expr: str) -> str:
+    """The 5-field form of a cron (aliases expanded, spaces collapsed), or ValueError."""
+    text = " ".join(expr.split())
+    text = ALIASES.get(text, text)
+    fields = text.split(" ")
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expr!r} has {len(fields)} field(s); a Unix cron has 5 ({FIELDS}), "
+            f"e.g. '0 3 * * *', or one of {', '.join(ALIASES)}"
+        )
+    if re.search(r"[A-Za-z#?]", _NAMES.sub("", text)):
+        raise ValueError(f"{expr!r} uses syntax that is not standard Unix cron (H, L, W, #, ?)")
+    if not croniter.is_valid(text):
+        raise ValueError(f"{expr!r} is not a valid cron expression ({FIELDS})")
+    return text

@@ -1,0 +1,44 @@
+"""Find every project under the projects folder and load each on its own.
+
+One broken project yields a LoadFailure beside the others' Projects; nothing here raises
+for a user's mistake, so one bad config can never hide the good ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from esteira.config import CONFIG_FILE, Project, load_project
+from esteira.errors import ConfigError, Problem
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    folder: str
+    error: ConfigError
+
+
+def project_files(projects_dir: Path) -> list[Path]:
+    """config.yaml of every project folder, sorted (folders starting with . or _ are skipped)."""
+    if not projects_dir.is_dir():
+        return []
+    return sorted(
+        p / CONFIG_FILE for p in projects_dir.iterdir()
+        if p.is_dir() and not p.name.startswith((".", "_")) and (p / CONFIG_FILE).is_file()
+    )
+
+
+def discover(projects_dir: Path) -> list[Project | LoadFailure]:
+    """Every project, loaded or with the error that stopped it, in folder order."""
+    if not projects_dir.is_dir():
+        return [LoadFailure(projects_dir.name, ConfigError(projects_dir, [
+            Problem("projects folder not found; set ESTEIRA_PROJECTS_DIR to the folder that "
+                    "holds <project>/config.yaml")]))]
+    out: list[Project | LoadFailure] = []
+    for file in project_files(projects_dir):
+        try:
+            out.append(load_project(file))
+        except ConfigError as exc:
+            out.append(LoadFailure(file.parent.name, exc))
+    return out

@@ -1,0 +1,185 @@
+"""The config.yaml contract as pydantic models: strict types, unknown keys rejected, frozen.
+
+Field checks that need one field live here; checks across fields (dependencies, cycles,
+derived names, the folder name) live in `esteira.config`, which reports them all at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+
+from esteira.cron import normalise_cron
+from esteira.naming import ENV_VAR_RE, PROJECT_NAME_RE, STEP_ID_RE, VERSION_RE
+
+# Tokens a shell would interpret; with no shell they would reach the program as arguments.
+_SHELL_TOKENS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "2>", "2>&1"}
+# Environment names that esteira sets itself in every step.
+RESERVED_ENV = frozenset(
+    {"RUN_DATE", "RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
+     "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT"}
+)
+_SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "API_KEY", "ACCESS_KEY",
+                   "PRIVATE_KEY")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _pattern(regex, what: str):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(f"{value!r} is not valid: {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _command(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            parts = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command into arguments: {exc}") from None
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise ValueError("must be a string or a list of strings")
+    if not parts:
+        raise ValueError("must not be empty")
+    for token in parts:
+        if token in _SHELL_TOKENS or "$(" in token or "`" in token:
+            raise ValueError(
+                f"{token!r} is shell syntax, but commands run without a shell "
+                "(it would reach the program as an argument); run one program per step "
+                "and chain steps with depends_on"
+            )
+        if token.startswith("$"):
+            raise ValueError(
+                f"{token!r} would not be expanded: commands run without a shell; "
+                "read the variable from the environment in your code instead"
+            )
+    return tuple(parts)
+
+
+def _env_name(name: str) -> str:
+    if not ENV_VAR_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name "
+                         "(letters, digits and '_', not starting with a digit)")
+    if name in RESERVED_ENV:
+        raise ValueError(f"{name} is set by esteira in every step; remove it from env_vars")
+    upper = name.upper()
+    if any(marker in upper for marker in _SECRET_MARKERS):
+        raise ValueError(
+            f"{name} looks like a secret; secrets must never be written in config.yaml "
+            "(store them in AWS Secrets Manager or SSM and let the task definition inject them)"
+        )
+    return name
+
+
+def _timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. 'UTC', "
+                         "'America/Sao_Paulo', 'Europe/Lisbon')") from None
+    return name
+
+
+ProjectName = Annotated[str, _pattern(PROJECT_NAME_RE, "lower-case letters, digits, '-' and '_', "
+                                      "starting with a letter")]
+StepId = Annotated[str, _pattern(STEP_ID_RE, "1-80 letters, digits, '-' and '_', starting "
+                                 "with a letter (it is the Airflow task id and the Step "
+                                 "Functions state name)")]
+Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_' "
+                                  "(it is part of the image tag)")]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvValue = Annotated[str, Field(max_length=4096)]
+Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
+Cron = Annotated[str, AfterValidator(normalise_cron)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Seconds = Annotated[int, Field(gt=0, le=31_536_000)]
+Retries = Annotated[int, Field(ge=0, le=25)]
+
+
+class Owners(Strict):
+    tech_owner: EmailStr
+    business_owner: EmailStr
+
+
+class Schedule(Strict):
+    enabled: bool
+    cron: Cron
+    timeout_seconds: Seconds
+    retries: Retries
+    retry_delay_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+    timezone: TimeZone = "UTC"
+    catchup: bool = False
+    start_date: Annotated[dt.date | None, Field(strict=False)] = None
+
+
+class Runtime(Strict):
+    python_version: Annotated[str, Field(pattern=r"^3\.\d{1,2}$")]
+    requirements_file: str = "requirements.txt"
+    env_vars: dict[EnvName, EnvValue] = {}
+
+
+class Resources(Strict):
+    cpu: Annotated[float, Field(gt=0, le=192)]
+    memory_gb: Annotated[float, Field(gt=0, le=1024)]
+
+
+class Step(Strict):
+    id: StepId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    command: Command
+    resources: Resources
+    depends_on: tuple[StepId, ...] | None = None
+    retries: Retries | None = None
+    timeout_seconds: Seconds | None = None
+    env_vars: dict[EnvName, EnvValue] = {}
+
+
+class Pipeline(Strict):
+    steps: Annotated[tuple[Step, ...], Field(min_length=1, max_length=200)]
+
+
+class Batch(Strict):
+    enabled: bool
+    orchestrator: Literal["step_functions", "airflow"]
+    pipeline: Pipeline
+
+
+class Compute(Strict):
+    provider: Literal["ec2"]
+    ec2_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
+    min_quantity: Annotated[int, Field(ge=0, le=1000)]
+    max_quantity: Annotated[int, Field(ge=1, le=1000)]
+    spot: bool
+
+
+class Infra(Strict):
+    compute: Compute
+
+
+class Notifications(Strict):
+    on_success: tuple[EmailStr, ...] = ()
+    on_failure: tuple[EmailStr, ...] = ()
+
+
+class ProjectConfig(Strict):
+    project_name: ProjectName
+    description: str = ""
+    version: Version
+    owners: Owners
+    schedule: Schedule
+    runtime: Runtime
+    batch: Batch
+    infra: Infra
+    notifications: Notifications = Notifications()

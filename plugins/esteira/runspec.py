@@ -1,0 +1,170 @@
+"""How one step runs, said once and neutrally; each orchestrator only renders it.
+
+A StepRunSpec holds the command list, environment, cpu, memory, retries and timeout. The
+run's identity (RUN_DATE, RUN_ID) is left as a RunValue placeholder because each
+orchestrator knows it differently (Airflow's dag run, the scheduler's input in Step
+Functions); renderers substitute it. Parity between Airflow and ASL follows from this.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from esteira.config import Project
+from esteira.environments import AwsEnvironment, Environments
+from esteira.errors import ConfigError, Problem
+
+ECS_OVERRIDES_LIMIT = 8192  # characters, RunTask's containerOverrides cap
+_LONGEST_RUN_ID = "x" * 250  # Airflow's run_id limit; longer than a Step Functions execution name
+_LONGEST_RUN_DATE = "2026-11-24T03:00:00Z"
+
+
+class RunValue(enum.Enum):
+    """Values known only when a run starts."""
+
+    RUN_DATE = "RUN_DATE"  # the scheduled/logical instant, ISO 8601 UTC, e.g. 2026-11-24T03:00:00Z
+    RUN_ID = "RUN_ID"  # the orchestrator's id of this run
+
+
+EnvValue = str | RunValue
+Resolver = Callable[[RunValue], str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a project runs: 'local' (this machine) or an AWS environment (dev, prd)."""
+
+    env: str
+    mlflow_tracking_uri: str
+    mlflow_s3_endpoint_url: str | None
+    data_root: str
+    aws: AwsEnvironment | None
+
+    @classmethod
+    def local(cls, environments: Environments) -> Target:
+        local = environments.local
+        return cls("local", local.mlflow_tracking_uri, None, local.data_root, None)
+
+    @classmethod
+    def aws_env(cls, environments: Environments, env: str) -> Target:
+        aws = environments.aws(env)
+        return cls(env, aws.mlflow.tracking_uri, aws.mlflow.s3_endpoint_url, aws.data_root, aws)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where ECS runs the project's tasks (the same for every step)."""
+
+    region: str
+    aws_conn_id: str
+    cluster: str
+    task_definition: str
+    container_name: str
+    capacity_provider: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: bool
+    log_group: str
+    log_stream_prefix: str
+
+
+@dataclass(frozen=True)
+class StepRunSpec:
+    step_id: str
+    display_name: str
+    command: tuple[str, ...]
+    environment: tuple[tuple[str, EnvValue], ...]
+    cpu_units: int
+    memory_mib: int
+    retries: int
+    retry_delay_seconds: int
+    timeout_seconds: int
+
+    def env(self, resolve: Resolver) -> dict[str, str]:
+        return {k: resolve(v) if isinstance(v, RunValue) else v for k, v in self.environment}
+
+    def ecs_overrides(self, container_name: str, resolve: Resolver) -> dict[str, object]:
+        """RunTask `overrides`, camelCase as boto3 and the Airflow operator take them."""
+        return {
+            "containerOverrides": [{
+                "name": container_name,
+                "command": list(self.command),
+                "environment": [{"name": k, "value": v} for k, v in self.env(resolve).items()],
+                "cpu": self.cpu_units,
+                "memory": self.memory_mib,
+            }],
+            "cpu": str(self.cpu_units),
+            "memory": str(self.memory_mib),
+        }
+
+
+@dataclass(frozen=True)
+class ProjectRunSpec:
+    project: Project
+    target: Target
+    placement: Placement | None
+    steps: tuple[StepRunSpec, ...]  # in the config's order
+
+    def step(self, step_id: str) -> StepRunSpec:
+        return next(s for s in self.steps if s.step_id == step_id)
+
+
+def build_run_spec(project: Project, target: Target) -> ProjectRunSpec:
+    """The run spec of every step for one target; refuses overrides ECS would reject."""
+    cfg = project.config
+    names = project.names
+    platform: dict[str, EnvValue] = {
+        "ENV": target.env,
+        "MLFLOW_TRACKING_URI": target.mlflow_tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": names.mlflow_experiment,
+        "DATA_ROOT": target.data_root,
+        "RUN_DATE": RunValue.RUN_DATE,
+        "RUN_ID": RunValue.RUN_ID,
+    }
+    if target.mlflow_s3_endpoint_url:
+        platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
+    placement = None
+    if target.aws is not None:
+        aws = target.aws
+        placement = Placement(
+            region=aws.region, aws_conn_id=aws.aws_conn_id, cluster=names.cluster,
+            task_definition=names.task_definition_family, container_name=names.container_name,
+            capacity_provider=names.capacity_provider, subnets=aws.network.subnets,
+            security_groups=aws.network.security_groups,
+            assign_public_ip=aws.network.assign_public_ip, log_group=names.log_group,
+            log_stream_prefix=names.log_stream_prefix,
+        )
+    specs = []
+    problems = []
+    for index, step in enumerate(cfg.batch.pipeline.steps):
+        env = {**cfg.runtime.env_vars, **step.env_vars, **platform}
+        spec = StepRunSpec(
+            step_id=step.id,
+            display_name=step.name,
+            command=step.command,
+            environment=tuple(env.items()),
+            cpu_units=math.ceil(step.resources.cpu * 1024),
+            memory_mib=math.ceil(step.resources.memory_gb * 1024),
+            retries=project.retries(step),
+            retry_delay_seconds=cfg.schedule.retry_delay_seconds,
+            timeout_seconds=project.timeout_seconds(step),
+        )
+        size = len(json.dumps(spec.ecs_overrides(names.container_name, _longest)))
+        if size > ECS_OVERRIDES_LIMIT:
+            path = ("batch", "pipeline", "steps", index)
+            problems.append(Problem(
+                f"the ECS overrides of this step (command + environment) take {size} characters; "
+                f"ECS accepts at most {ECS_OVERRIDES_LIMIT}: shorten env_vars or the command",
+                path, project.line_for(path)))
+        specs.append(spec)
+    if problems:
+        raise ConfigError(project.source, problems)
+    return ProjectRunSpec(project, target, placement, tuple(specs))
+
+
+def _longest(value: RunValue) -> str:
+    return _LONGEST_RUN_DATE if value is RunValue.RUN_DATE else _LONGEST_RUN_ID

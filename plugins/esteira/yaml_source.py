@@ -1,0 +1,181 @@
+"""Read YAML into plain Python while remembering where each value came from.
+
+PyYAML (its C parser when available) builds the node graph; we convert nodes ourselves
+because no YAML library does all of what a config contract needs at once: line numbers for
+every field path, duplicate keys as errors (PyYAML silently keeps the last one), a bound on
+alias expansion (a "billion laughs" file is 1 KB on disk and gigabytes in memory), and the
+source text of unquoted scalars so that `version: 1.10` can be reported as "quote it".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from esteira.errors import ConfigError, Problem
+
+try:  # the C parser is ~10x faster; the DAG processor re-parses configs all the time
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - libyaml is in the pinned wheels
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 1_000_000
+MAX_EXPANDED_NODES = 20_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """Plain data plus where each field path sits in the file."""
+
+    file: Path
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    # source text of plain scalars YAML turned into something other than a string
+    raw_scalars: dict[Path_, str] = field(default_factory=dict)
+
+    def line_for(self, path: Path_) -> int | None:
+        """The line of the path, or of its nearest ancestor that exists in the file."""
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+
+class _Converter:
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.constructor = SafeConstructor()
+        self.lines: dict[Path_, int] = {}
+        self.raw: dict[Path_, str] = {}
+        self.problems: list[Problem] = []
+        self.expanded = 0
+        self.active: set[int] = set()
+
+    def fail(self, message: str, path: Path_, node: Node) -> None:
+        self.problems.append(Problem(message, path, node.start_mark.line + 1))
+
+    def convert(self, node: Node, path: Path_) -> Any:
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED_NODES:
+            raise _TooLarge(path, node)
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, ScalarNode):
+            if node.tag != _STR_TAG and node.style is None:
+                self.raw[path] = node.value
+            return self.constructor.construct_object(node)
+        if id(node) in self.active:
+            self.fail("an alias refers to itself (recursive anchor); expand it by hand", path, node)
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return tuple(self.convert(item, (*path, i)) for i, item in enumerate(node.value))
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        self.fail(f"unsupported YAML node {node.tag}", path, node)  # pragma: no cover
+        return None
+
+    def mapping(self, node: MappingNode, path: Path_) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for src in sources:
+                    value = self.convert(src, path)
+                    if not isinstance(value, dict):
+                        self.fail("a merge key (<<) must refer to a mapping", path, src)
+                        continue
+                    for k, v in value.items():
+                        merged.setdefault(k, v)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.fail("mapping keys must be plain scalars", path, key_node)
+                continue
+            key = self.constructor.construct_object(key_node)
+            try:
+                hash(key)
+            except TypeError:  # pragma: no cover - scalars are hashable
+                self.fail("unhashable mapping key", path, key_node)
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.problems.append(
+                    Problem(
+                        f"duplicate key {key!r} (first defined on line {seen[key]}); "
+                        "YAML would silently keep only the last one - remove one of them",
+                        (*path, key),
+                        line,
+                    )
+                )
+                continue
+            seen[key] = line
+            self.lines[(*path, key)] = line
+            out[key] = self.convert(value_node, (*path, key))
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
+
+
+class _TooLarge(Exception):
+    def __init__(self, path: Path_, node: Node) -> None:
+        self.path = path
+        self.node = node
+
+
+def load_yaml(file: Path) -> YamlDocument:
+    """Parse one YAML file; every failure is a ConfigError naming the file and line."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(file, [Problem(f"cannot read file: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(file, [Problem(f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, [Problem(f"not valid UTF-8 (byte {exc.start})")]) from None
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        detail = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        raise ConfigError(file, [Problem(f"invalid YAML: {detail}", (), line)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, [Problem(f"invalid YAML: {exc}")]) from None
+    if len(nodes) != 1 or nodes[0] is None:
+        what = "is empty" if not nodes or nodes[0] is None else f"holds {len(nodes)} YAML documents"
+        raise ConfigError(file, [Problem(f"file {what}; expected exactly one mapping")])
+    conv = _Converter(file)
+    try:
+        data = conv.convert(nodes[0], ())
+    except _TooLarge as exc:
+        raise ConfigError(
+            file,
+            [
+                Problem(
+                    f"more than {MAX_EXPANDED_NODES} values after expanding aliases "
+                    "(an alias bomb?); write the repeated parts out or use fewer aliases",
+                    exc.path,
+                    exc.node.start_mark.line + 1,
+                )
+            ],
+        ) from None
+    if conv.problems:
+        raise ConfigError(file, conv.problems)
+    return YamlDocument(file=file, data=data, lines=conv.lines, raw_scalars=conv.raw)
