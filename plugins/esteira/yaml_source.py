@@ -71,7 +71,7 @@ class _Converter:
             raise _TooLarge(path, node)
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, ScalarNode):
-            if node.tag != _STR_TAG and node.style is None:
+            if node.tag != _STR_TAG and not node.style:  # plain (unquoted)
                 self.raw[path] = node.value
             return self.constructor.construct_object(node)
         if id(node) in self.active:
