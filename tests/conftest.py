@@ -23,6 +23,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="esteira-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")  # as the Makefile and MWAA set it
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 for var in ("ESTEIRA_PROJECTS_DIR", "ESTEIRA_ENVIRONMENTS_FILE", "ESTEIRA_BACKEND", "ESTEIRA_ENV"):
     os.environ.pop(var, None)

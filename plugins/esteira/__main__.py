@@ -63,5 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2 if failed else 0
 
 
-if __name__ == "__main__":
+# `__package__` tells `python -m esteira` apart from a loader that imports this file by path
+# under the name "__main__" (Airflow's plugin loader does, when .airflowignore is missing).
+if __name__ == "__main__" and __package__ == "esteira":
     sys.exit(main())
