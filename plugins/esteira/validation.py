@@ -52,11 +52,13 @@ def _problem(model: type[BaseModel], doc: YamlDocument, err: Any) -> Problem:
     elif kind == "missing":
         msg = "required field is missing"
     elif kind.endswith("_type"):
-        msg = f"{msg}, got {_describe(err.get('input'))}"
+        got = _describe(err.get("input"))
         written = doc.raw_scalars.get(loc)
         if written is not None and kind == "string_type":
-            msg += (f" (YAML read the unquoted {written} as {_describe(err.get('input'))}); "
-                    f"quote it to keep it as text: \"{written}\"")
+            msg = (f"{msg}, but YAML read the unquoted {written} as {got}; "
+                   f"quote it to keep it as text: \"{written}\"")
+        else:
+            msg = f"{msg}, got {got}"
     return Problem(msg, loc, doc.line_for(loc))
 
 

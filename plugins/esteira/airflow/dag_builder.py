@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pendulum
+
 from esteira.airflow.compat import DAG, BaseOperator, CronTriggerTimetable, EcsRunTaskOperator
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
@@ -24,8 +26,6 @@ def build_dag(spec: ProjectRunSpec) -> DAG:
     project = spec.project
     cfg = project.config
     sched = cfg.schedule
-    import pendulum  # Airflow's own timezone library; imported here to keep the core free of it
-
     start = sched.start_date or DEFAULT_START
     timetable = CronTriggerTimetable(sched.cron, timezone=sched.timezone) if sched.enabled else None
     owner = cfg.owners.tech_owner
