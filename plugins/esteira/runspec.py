@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from esteira.config import Project
 from esteira.environments import AwsEnvironment, Environments
@@ -87,7 +88,31 @@ class StepRunSpec:
     def env(self, resolve: Resolver) -> dict[str, str]:
         return {k: resolve(v) if isinstance(v, RunValue) else v for k, v in self.environment}
 
-    def ecs_overrides(self, container_name: str, resolve: Resolver) -> dict[str, object]:
+    def ecs_run_task(self, placement: Placement, project: str, env: str, resolve: Resolver) -> dict[str, Any]:
+        """The RunTask request of this step, camelCase as boto3 takes it.
+
+        Airflow passes its parts to EcsRunTaskOperator; the ASL renderer PascalCases the same
+        dict for `ecs:runTask.sync`. One source, so the two cannot drift.
+        """
+        return {
+            "cluster": placement.cluster,
+            "taskDefinition": placement.task_definition,
+            # the project's (spot) capacity provider; never a launchType, which would bypass it
+            "capacityProviderStrategy": [{"capacityProvider": placement.capacity_provider, "weight": 1, "base": 0}],
+            "networkConfiguration": {"awsvpcConfiguration": {
+                "subnets": list(placement.subnets),
+                "securityGroups": list(placement.security_groups),
+                "assignPublicIp": "ENABLED" if placement.assign_public_ip else "DISABLED",
+            }},
+            "overrides": self.ecs_overrides(placement.container_name, resolve),
+            "propagateTags": "TASK_DEFINITION",
+            "tags": [{"key": k, "value": v} for k, v in self.tags(project, env).items()],
+        }
+
+    def tags(self, project: str, env: str) -> dict[str, str]:
+        return {"esteira:project": project, "esteira:step": self.step_id, "esteira:env": env}
+
+    def ecs_overrides(self, container_name: str, resolve: Resolver) -> dict[str, Any]:
         """RunTask `overrides`, camelCase as boto3 and the Airflow operator take them."""
         return {
             "containerOverrides": [{

@@ -66,24 +66,19 @@ def _task(spec: ProjectRunSpec, step: StepRunSpec, dag: DAG) -> BaseOperator:
     if placement is None:
         return LocalProcessOperator(command=step.command, env=step.env(jinja),
                                     cwd=str(spec.project.directory), **common)
+    request = step.ecs_run_task(placement, spec.project.name, spec.target.env, jinja)
     return EcsRunTaskOperator(
-        cluster=placement.cluster,
-        task_definition=placement.task_definition,
-        overrides=step.ecs_overrides(placement.container_name, jinja),
-        capacity_provider_strategy=[
-            {"capacityProvider": placement.capacity_provider, "weight": 1, "base": 0}],
-        network_configuration={"awsvpcConfiguration": {
-            "subnets": list(placement.subnets),
-            "securityGroups": list(placement.security_groups),
-            "assignPublicIp": "ENABLED" if placement.assign_public_ip else "DISABLED",
-        }},
+        cluster=request["cluster"],
+        task_definition=request["taskDefinition"],
+        overrides=request["overrides"],
+        capacity_provider_strategy=request["capacityProviderStrategy"],
+        network_configuration=request["networkConfiguration"],
+        propagate_tags=request["propagateTags"],
+        tags={t["key"]: t["value"] for t in request["tags"]},
         awslogs_group=placement.log_group,
         awslogs_region=placement.region,
         awslogs_stream_prefix=f"{placement.log_stream_prefix}/{placement.container_name}",
         container_name=placement.container_name,
-        propagate_tags="TASK_DEFINITION",
-        tags={"esteira:project": spec.project.name, "esteira:step": step.step_id,
-              "esteira:env": spec.target.env},
         reattach=True,
         aws_conn_id=placement.aws_conn_id,
         region_name=placement.region,
