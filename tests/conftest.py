@@ -5,6 +5,7 @@ Airflow reads AIRFLOW_HOME when first imported, so it is set here, before any te
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ PROJECTS = REPO / "projects"
 DAGS = REPO / "dags"
 
 _HOME = Path(tempfile.mkdtemp(prefix="esteira-airflow-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
@@ -35,7 +37,6 @@ def airflow_db() -> Iterator[Path]:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    capture_output=True, env=os.environ.copy())
     yield _HOME
-    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from esteira.config import load_project
 from esteira.errors import ConfigError
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+
 from conftest import DAGS, PROJECTS
 from esteira.airflow.local_operator import LocalProcessOperator
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from esteira.airflow.factory import build_all
 from esteira.airflow.templates import run_date
 from esteira.settings import Settings

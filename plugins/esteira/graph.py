@@ -9,6 +9,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 
 class CycleError(ValueError):
@@ -35,11 +36,23 @@ class Graph:
         graph.topological_order()  # raises on a cycle
         return graph
 
+    @cached_property
+    def _adjacency(self) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+        up: dict[str, list[str]] = {n: [] for n in self.nodes}
+        down: dict[str, list[str]] = {n: [] for n in self.nodes}
+        position = {n: i for i, n in enumerate(self.nodes)}
+        for a, b in sorted(self.edges, key=lambda e: (position[e[0]], position[e[1]])):
+            up[b].append(a)
+            down[a].append(b)
+        return {k: tuple(v) for k, v in up.items()}, {k: tuple(v) for k, v in down.items()}
+
     def upstream(self, node: str) -> tuple[str, ...]:
-        return tuple(n for n in self.nodes if (n, node) in self.edges)
+        """Direct upstream steps, in config order."""
+        return self._adjacency[0][node]
 
     def downstream(self, node: str) -> tuple[str, ...]:
-        return tuple(n for n in self.nodes if (node, n) in self.edges)
+        """Direct downstream steps, in config order."""
+        return self._adjacency[1][node]
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -53,6 +66,10 @@ class Graph:
 
     def topological_order(self) -> tuple[str, ...]:
         """A dependency-respecting order; among ready steps, config order wins (stable output)."""
+        return self._order
+
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
         for node in self.nodes:
             sorter.add(node, *self.upstream(node))
@@ -165,9 +182,21 @@ def _decompose(graph: Graph, nodes: list[str], reach: dict[str, set[str]]) -> Bl
     parts = _components(graph, nodes)
     if len(parts) > 1:
         return Par(tuple(_decompose(graph, p, reach) for p in parts))
-    # connected: cut into a sequence at every exact cut point
-    cuts = [k for k in range(1, len(nodes))
-            if all(b in reach[a] for a in nodes[:k] for b in nodes[k:])]
+    # connected: cut into a sequence at every exact cut point. A cut at k is exact iff every b
+    # after k has all of nodes[:k] as ancestors, i.e. covers(b) >= k for each of them, where
+    # covers(b) is the length of the longest prefix of nodes made of ancestors of b.
+    index = {n: i for i, n in enumerate(nodes)}
+    covers = []
+    for b in nodes:
+        ancestors = {index[a] for a in nodes if b in reach[a]}
+        k = 0
+        while k in ancestors:
+            k += 1
+        covers.append(k)
+    suffix_min = [len(nodes)] * (len(nodes) + 1)
+    for i in range(len(nodes) - 1, -1, -1):
+        suffix_min[i] = min(covers[i], suffix_min[i + 1])
+    cuts = [k for k in range(1, len(nodes)) if suffix_min[k] >= k]
     if not cuts:
         cuts = [_best_inexact_cut(graph, nodes, reach)]
     items: list[Block] = []
