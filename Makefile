@@ -17,11 +17,12 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed run  ## create .venv, install everything pinned, run $(PROJECT) end to end locally
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check pip==25.3
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	npm ci --no-audit --no-fund --silent  # asl-validator, pinned by package-lock.json
 	touch $@
 
 run: $(VENV)/.installed  ## run one project's DAG through local Airflow (PROJECT=recsys)

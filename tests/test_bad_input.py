@@ -96,6 +96,8 @@ CASES: list[tuple[str, Callable[[str], str], str, str, int | None]] = [
      "not a valid cron expression", 9),
     ("cron-quartz-syntax", sub('cron: "0 3 * * *"', 'cron: "0 3 ? * MON#2"'), "schedule.cron",
      "not standard Unix cron", 9),
+    ("cron-both-day-fields", sub('cron: "0 3 * * *"', 'cron: "0 3 1 * MON"'), "schedule.cron",
+     "fires when EITHER matches", 9),
     ("bad-timezone", sub("  retries: 2\n", "  retries: 2\n  timezone: Mars/Olympus\n"), "schedule.timezone",
      "not an IANA time zone", 12),
     ("duplicate-step-id", sub('id: "score_model"', 'id: "extract_features"'), "batch.pipeline.steps[1].id",

@@ -1,7 +1,9 @@
 """Unix cron as the config contract: exactly five fields, checked by croniter.
 
 croniter accepts more than a Unix cron (seconds and year fields, hashed `H` values) that
-neither Airflow's timetable nor EventBridge would read the same way, so those are refused.
+neither Airflow's timetable nor EventBridge would read the same way, so those are refused, as
+is a cron that EventBridge Scheduler cannot fire on exactly the same instants (both orchestrators
+run the same schedule, so that is a config error, not an export error).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import re
 
 from croniter import croniter
+
+from esteira.aws_cron import NotExpressible, to_aws_cron
 
 ALIASES = {
     "@hourly": "0 * * * *",
@@ -38,4 +42,8 @@ def normalise_cron(expr: str) -> str:
         raise ValueError(f"{expr!r} uses syntax that is not standard Unix cron (H, L, W, #, ?)")
     if not croniter.is_valid(text):
         raise ValueError(f"{expr!r} is not a valid cron expression ({FIELDS})")
+    try:
+        to_aws_cron(text)
+    except NotExpressible as exc:
+        raise ValueError(str(exc)) from None
     return text

@@ -31,8 +31,6 @@ class NameRule:
         return self.template.format(**values)
 
 
-
-
 RULES: tuple[NameRule, ...] = (
     NameRule("cluster", "ECS cluster", "ml-cluster-{project}", re.compile(r"^[A-Za-z0-9_-]+$"), 255,
              "letters, digits, '-' and '_'"),

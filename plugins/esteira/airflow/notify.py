@@ -21,7 +21,9 @@ log = logging.getLogger("esteira")
 def render_message(project: str, env: str, status: str, dag_run: Any) -> str:
     values = {RunValue.RUN_DATE: run_date(dag_run), RunValue.RUN_ID: dag_run.run_id}
     fields = notifications.message_fields(project, env, status)
-    return json.dumps({k: values[v] if isinstance(v, RunValue) else v for k, v in fields.items()})
+    # compact, like Step Functions' States.JsonToString: both orchestrators send the same bytes
+    return json.dumps({k: values[v] if isinstance(v, RunValue) else v for k, v in fields.items()},
+                      separators=(",", ":"), ensure_ascii=False)
 
 
 class RunNotifier:

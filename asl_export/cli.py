@@ -1,0 +1,147 @@
+"""Export projects as Step Functions ASL + EventBridge Scheduler requests; `--check` for drift in CI.
+
+Exit codes: 0 done (or no drift), 1 `--check` found drift, 2 bad config or bad usage.
+Everything is rendered before anything is written, so a bad project leaves no half export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from esteira.asl import render_state_machine, to_json
+from esteira.config import CONFIG_FILE, Project, load_project
+from esteira.discovery import LoadFailure, discover, project_files
+from esteira.environments import ENV_NAMES, load_environments
+from esteira.errors import ConfigError
+from esteira.runspec import Target, build_run_spec
+from esteira.schedules import render_schedules
+from esteira.settings import Settings
+
+EXIT_OK, EXIT_DRIFT, EXIT_BAD = 0, 1, 2
+STATE_MACHINE_FILE = "state_machine.asl.json"
+SCHEDULES_FILE = "schedules.json"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m asl_export",
+        description="Render projects/<name>/config.yaml as an AWS Step Functions state machine "
+                    f"(<out>/<env>/<project>/{STATE_MACHINE_FILE}) and the EventBridge Scheduler "
+                    f"CreateSchedule requests that start it (<out>/<env>/<project>/{SCHEDULES_FILE}).",
+        epilog="exit codes: 0 written (or, with --check, up to date); 1 --check found drift; "
+               "2 invalid config or bad usage. Example: python -m asl_export recsys --env prd --check",
+    )
+    p.add_argument("projects", nargs="*", metavar="PROJECT", help="project names (folders under the projects dir)")
+    p.add_argument("--all", action="store_true", help="every project in the projects dir")
+    p.add_argument("--env", choices=ENV_NAMES, default="dev", help="AWS environment from environments.yaml "
+                   "(default: dev)")
+    p.add_argument("--projects-dir", type=Path, help="folder of <project>/config.yaml (default: "
+                   "ESTEIRA_PROJECTS_DIR, else the repo's projects/)")
+    p.add_argument("--out", type=Path, default=Path("build/asl"), help="output folder (default: build/asl)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff when the files "
+                   "on disk differ from what would be written")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if bool(args.projects) == args.all:
+        return _usage("name one or more projects, or pass --all (not both)")
+    try:
+        settings = Settings.from_environ()
+    except ValueError as exc:
+        return _usage(str(exc))
+    projects_dir: Path = args.projects_dir or settings.projects_dir
+    env_file = projects_dir / "environments.yaml" if args.projects_dir else settings.environments_file
+    try:
+        target = Target.aws_env(load_environments(env_file), args.env)
+        projects = _load(projects_dir, args.projects, args.all)
+        files = _render(projects, target, args.out)
+    except _Refused as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    return _check(files) if args.check else _write(files)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _usage(message: str) -> int:
+    print(f"python -m asl_export: error: {message}\n(see python -m asl_export --help)", file=sys.stderr)
+    return EXIT_BAD
+
+
+def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Project]:
+    if everything:
+        loaded = discover(projects_dir)
+        failures = [str(item.error) for item in loaded if isinstance(item, LoadFailure)]
+        if failures:
+            raise _Refused("\n".join(failures))
+        if not loaded:
+            raise _Refused(f"no projects found under {projects_dir} (expected <project>/{CONFIG_FILE})")
+        return [p for p in loaded if isinstance(p, Project)]
+    known = [f.parent.name for f in project_files(projects_dir)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise _Refused(f"unknown project(s): {', '.join(unknown)}; known projects in {projects_dir}: "
+                       f"{', '.join(known) or '(none)'}")
+    problems: list[str] = []
+    out: list[Project] = []
+    for name in dict.fromkeys(names):
+        try:
+            out.append(load_project(projects_dir / name / CONFIG_FILE))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise _Refused("\n".join(problems))
+    return out
+
+
+def _render(projects: list[Project], target: Target, out: Path) -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for project in projects:
+        spec = build_run_spec(project, target)
+        folder = out / target.env / project.name
+        files[folder / STATE_MACHINE_FILE] = to_json(render_state_machine(spec))
+        files[folder / SCHEDULES_FILE] = json.dumps(render_schedules(spec), indent=2, ensure_ascii=False) + "\n"
+    return files
+
+
+def _check(files: dict[Path, str]) -> int:
+    drift = 0
+    for path, text in files.items():
+        current = path.read_text() if path.is_file() else None
+        if current == text:
+            print(f"up to date  {path}")
+            continue
+        drift += 1
+        if current is None:
+            print(f"missing     {path}")
+        else:
+            sys.stdout.writelines(difflib.unified_diff(
+                current.splitlines(keepends=True), text.splitlines(keepends=True),
+                fromfile=f"{path} (on disk)", tofile=f"{path} (from config)"))
+    if drift:
+        print(f"{drift} file(s) differ from the configs; run without --check to update them", file=sys.stderr)
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _write(files: dict[Path, str]) -> int:
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, path)  # atomic: a reader never sees half a file
+        print(f"wrote {path}")
+    return EXIT_OK

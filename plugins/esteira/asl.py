@@ -1,0 +1,205 @@
+"""Project run spec -> Amazon States Language: the same graph Airflow runs, as a state machine.
+
+Each step is an `ecs:runTask.sync` Task state whose Parameters are the run spec's RunTask
+request, PascalCased. Dependencies become nested sequences and Parallel states
+(`esteira.graph.structure`). The run's identity comes from the execution input that the
+EventBridge schedule sends, or from the execution itself when started by hand.
+
+On AWS, `ecs:runTask.sync` fails the state (States.TaskFailed) when a container exits
+non-zero, so a step fails exactly when EcsRunTaskOperator fails the Airflow task; every
+failure is retried like Airflow retries (States.ALL, fixed delay), then caught, notified and
+ended in a Fail state. Task results are dropped (ResultPath null): the 256 KiB payload and
+25,000-event history limits stay far away.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from esteira import notifications
+from esteira.errors import ConfigError, Problem
+from esteira.graph import Block, Par, Seq, structure
+from esteira.runspec import ProjectRunSpec, RunValue, StepRunSpec
+
+MAX_DEFINITION_BYTES = 1_048_576  # Step Functions' definition size limit
+RUN_PATH = "$.esteira"
+START, FROM_INPUT, FROM_EXECUTION = "esteira.start", "esteira.run-from-schedule", "esteira.run-from-execution"
+NOTIFY_SUCCESS, NOTIFY_FAILURE = "esteira.notify-success", "esteira.notify-failure"
+SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
+# what the EventBridge schedule puts in the execution input (see esteira.schedules)
+INPUT_RUN_DATE, INPUT_RUN_ID = "run_date", "run_id"
+
+
+class _Path(str):
+    """A value Step Functions reads from the state at run time (rendered as "Key.$")."""
+
+
+_RUN_VALUE_PATHS = {RunValue.RUN_DATE: _Path(f"{RUN_PATH}.run_date"), RunValue.RUN_ID: _Path(f"{RUN_PATH}.run_id")}
+
+
+def render_state_machine(spec: ProjectRunSpec) -> dict[str, Any]:
+    """The ASL definition of a project for an AWS target (dev/prd)."""
+    if spec.placement is None:
+        raise ValueError("a state machine needs an AWS target (dev or prd), not the local backend")
+    cfg = spec.project.config
+    notify = cfg.notifications
+    catch_to = NOTIFY_FAILURE if notify.on_failure else None
+    after_steps = NOTIFY_SUCCESS if notify.on_success else SUCCEEDED
+
+    states: dict[str, Any] = {}
+    _identity_states(states)
+    builder = _Builder(spec)
+    first = builder.chain(structure(spec.project.graph), states, after_steps, catch_to, top_level=True)
+    states[FROM_INPUT]["Next"] = first
+    states[FROM_EXECUTION]["Next"] = first
+    if notify.on_success:
+        _notify_states(states, spec, notifications.SUCCEEDED, NOTIFY_SUCCESS, SUCCEEDED)
+    if notify.on_failure:
+        _notify_states(states, spec, notifications.FAILED, NOTIFY_FAILURE, FAILED)
+    states[SUCCEEDED] = {"Type": "Succeed"}
+    states[FAILED] = {"Type": "Fail", "Error": "esteira.StepFailed",
+                      "Cause": f"a step of {cfg.project_name} failed after its retries; see the execution history"}
+    definition = {
+        "Comment": f"{cfg.project_name} {cfg.version}: {' '.join(cfg.description.split())}"[:1000],
+        "StartAt": START,
+        "TimeoutSeconds": cfg.schedule.timeout_seconds,
+        "States": states,
+    }
+    size = len(to_json(definition).encode())
+    if size > MAX_DEFINITION_BYTES:
+        raise ConfigError(spec.project.source, [Problem(
+            f"the state machine definition is {size} bytes; Step Functions accepts at most "
+            f"{MAX_DEFINITION_BYTES}: use fewer or smaller steps", ("batch", "pipeline", "steps"))])
+    return definition
+
+
+def to_json(definition: dict[str, Any]) -> str:
+    """Deterministic text: the same config always gives the same bytes."""
+    return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
+
+
+def _identity_states(states: dict[str, Any]) -> None:
+    states[START] = {
+        "Type": "Choice",
+        "Comment": "RUN_DATE/RUN_ID: from the schedule's input, else from this execution",
+        "Choices": [{"And": [{"Variable": f"$.{INPUT_RUN_DATE}", "IsPresent": True},
+                             {"Variable": f"$.{INPUT_RUN_ID}", "IsPresent": True}],
+                     "Next": FROM_INPUT}],
+        "Default": FROM_EXECUTION,
+    }
+    states[FROM_INPUT] = {"Type": "Pass", "Parameters": {
+        "run_date.$": f"$.{INPUT_RUN_DATE}", "run_id.$": f"$.{INPUT_RUN_ID}"}, "ResultPath": RUN_PATH}
+    # StartTime is 2026-11-24T03:00:00.123Z; RUN_DATE drops the fraction, as the scheduler's does
+    states[FROM_EXECUTION] = {"Type": "Pass", "Parameters": {
+        "run_date.$": "States.Format('{}Z', States.ArrayGetItem(States.StringSplit($$.Execution.StartTime, '.'), 0))",
+        "run_id.$": "$$.Execution.Name"}, "ResultPath": RUN_PATH}
+
+
+def _notify_states(states: dict[str, Any], spec: ProjectRunSpec, status: str, first: str, end: str) -> None:
+    """A Pass state that builds the message (the same JSON Airflow's callback sends), then SNS."""
+    assert spec.target.aws is not None
+    aws = spec.target.aws
+    name = spec.project.name
+    fields = notifications.message_fields(name, spec.target.env, status)
+    publish = f"{first}.publish"
+    states[first] = {
+        "Type": "Pass",
+        "Parameters": _params({k: _RUN_VALUE_PATHS[v] if isinstance(v, RunValue) else v for k, v in fields.items()}),
+        "ResultPath": "$.notification",
+        "Next": publish,
+    }
+    states[publish] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {
+            "TopicArn": spec.project.names.sns_topic_arn(aws.region, aws.account_id),
+            "Subject": notifications.subject(name, spec.target.env, status),
+            "Message.$": "States.JsonToString($.notification)",
+        },
+        "ResultPath": None,
+        # like Airflow's callbacks: a notification that cannot be sent does not change the outcome
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": end}],
+        "Next": end,
+    }
+
+
+class _Builder:
+    def __init__(self, spec: ProjectRunSpec) -> None:
+        self.spec = spec
+        self.parallel_count = 0
+
+    def chain(self, block: Block, states: dict[str, Any], next_state: str | None,
+              catch_to: str | None, top_level: bool) -> str:
+        """Add the block's states so that they end by going to next_state (None: End); return its start."""
+        items = list(block.items) if isinstance(block, Seq) else [block]
+        names = [self._name(item) for item in items]
+        for i, item in enumerate(items):
+            following = names[i + 1] if i + 1 < len(items) else next_state
+            state = self._state(item, names[i], catch_to if top_level else None)
+            if following is None:
+                state["End"] = True
+            else:
+                state["Next"] = following
+            states[names[i]] = state
+        return names[0]
+
+    def _name(self, item: Block) -> str:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, Seq):  # pragma: no cover - structure never nests Seq directly in Seq
+            raise AssertionError("nested sequence")
+        self.parallel_count += 1
+        return f"esteira.parallel-{self.parallel_count}"
+
+    def _state(self, item: Block, name: str, catch_to: str | None) -> dict[str, Any]:
+        if isinstance(item, str):
+            state = self._task(self.spec.step(item))
+        else:
+            assert isinstance(item, Par)
+            branches = []
+            for branch in item.branches:
+                branch_states: dict[str, Any] = {}
+                start = self.chain(branch, branch_states, None, None, top_level=False)
+                branches.append({"StartAt": start, "States": branch_states})
+            state = {"Type": "Parallel", "Branches": branches, "ResultPath": None}
+        if catch_to is not None:
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to}]
+        return state
+
+    def _task(self, step: StepRunSpec) -> dict[str, Any]:
+        placement = self.spec.placement
+        assert placement is not None
+        request = step.ecs_run_task(placement, self.spec.project.name, self.spec.target.env,
+                                    _RUN_VALUE_PATHS.__getitem__)
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Comment": step.display_name,
+            "Resource": "arn:aws:states:::ecs:runTask.sync",
+            "Parameters": _params(_pascal(request)),
+            "TimeoutSeconds": step.timeout_seconds,
+            "ResultPath": None,
+        }
+        if step.retries:
+            state["Retry"] = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": step.retry_delay_seconds,
+                               "MaxAttempts": step.retries, "BackoffRate": 1.0}]
+        return state
+
+
+def _pascal(value: Any) -> Any:
+    """boto3's camelCase request -> the PascalCase ASL service integrations take."""
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _pascal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    return value
+
+
+def _params(value: Any) -> Any:
+    """Turn {"Value": _Path("$.x")} into {"Value.$": "$.x"}, as ASL Parameters read paths."""
+    if isinstance(value, dict):
+        return {(f"{k}.$" if isinstance(v, _Path) else k): (str(v) if isinstance(v, _Path) else _params(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_params(v) for v in value]
+    return value
