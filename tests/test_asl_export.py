@@ -81,18 +81,24 @@ def asl_order(definition: dict[str, Any]) -> dict[str, frozenset[str]]:
     return order
 
 
-def ecs_tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state by name, Parallel branches included (names are unique machine-wide)."""
     found: dict[str, dict[str, Any]] = {}
 
     def visit(states: dict[str, Any]) -> None:
         for name, state in states.items():
-            if state["Type"] == "Task" and "ecs:runTask" in state["Resource"]:
-                found[name] = state
+            assert name not in found, f"state name {name} used twice"
+            found[name] = state
             for branch in state.get("Branches", []):
                 visit(branch["States"])
 
     visit(definition["States"])
     return found
+
+
+def ecs_tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: state for name, state in all_states(definition).items()
+            if state["Type"] == "Task" and "ecs:runTask" in state["Resource"]}
 
 
 def camel(value: Any) -> Any:
@@ -160,11 +166,16 @@ def test_state_machine_and_airflow_dag_agree_on_everything_a_step_is(
                           "RUN_ID": ("$.esteira.run_id", "{{ dag_run.run_id }}")}
             for key, value in af_env.items():
                 assert (asl_env[key], value) == run_values.get(key, (value, value)), (name, key)
-            assert state["TimeoutSeconds"] == op.execution_timeout.total_seconds()
-            retry = state.get("Retry", [{"MaxAttempts": 0, "IntervalSeconds": op.retry_delay.total_seconds()}])[0]
+            assert state["TimeoutSeconds"] == op.execution_timeout.total_seconds()  # per try, as in Airflow
+            # the step's wrapper retries task + exit-code check together, as often as Airflow retries
+            wrapper = all_states(definition)[f"{task_id}.run"]
+            assert wrapper["Type"] == "Parallel" and wrapper["Branches"][0]["StartAt"] == task_id
+            retry = wrapper.get("Retry", [{"MaxAttempts": 0, "IntervalSeconds": op.retry_delay.total_seconds()}])[0]
             assert retry["MaxAttempts"] == op.retries
             assert retry["IntervalSeconds"] == op.retry_delay.total_seconds()
-            assert state["ResultPath"] is None  # results stay out of the 256 KiB state
+            assert "Retry" not in state
+            assert wrapper["ResultPath"] is None  # results stay out of the 256 KiB state
+            assert state["ResultSelector"] == {"Containers.$": "$.Containers"}
         assert definition["TimeoutSeconds"] == dag.dagrun_timeout.total_seconds()
 
 

@@ -1,15 +1,26 @@
 """Project run spec -> Amazon States Language: the same graph Airflow runs, as a state machine.
 
-Each step is an `ecs:runTask.sync` Task state whose Parameters are the run spec's RunTask
-request, PascalCased. Dependencies become nested sequences and Parallel states
-(`esteira.graph.structure`). The run's identity comes from the execution input that the
+Each step is an `ecs:runTask.sync` Task state named by its step id, whose Parameters are the
+run spec's RunTask request, PascalCased. Dependencies become nested sequences and Parallel
+states (`esteira.graph.structure`). The run's identity comes from the execution input that the
 EventBridge schedule sends, or from the execution itself when started by hand.
 
-On AWS, `ecs:runTask.sync` fails the state (States.TaskFailed) when a container exits
-non-zero, so a step fails exactly when EcsRunTaskOperator fails the Airflow task; every
-failure is retried like Airflow retries (States.ALL, fixed delay), then caught, notified and
-ended in a Fail state. Task results are dropped (ResultPath null): the 256 KiB payload and
-25,000-event history limits stay far away.
+Failure semantics are Airflow's. EcsRunTaskOperator fails a task whose container stopped with
+a non-zero (or no) exit code. `ecs:runTask.sync` waits for the task to stop, and whether it
+fails the state on a non-zero exit code is not something to bet a production pipeline on (the
+emulators, moto among them, succeed), so the machine checks the exit code itself: each step is
+
+    <step>.run        Parallel with one branch, so that Retry re-runs task AND check together
+      <step>            the ECS task (TimeoutSeconds = Airflow's execution_timeout, per try)
+      <step>.exit-code  Choice: the container's ExitCode is present and 0?
+      <step>.ok         Succeed                 <step>.failed   Fail esteira.StepFailed
+
+with Retry (States.ALL, fixed delay, MaxAttempts = retries) on `<step>.run`: a step is tried
+retries + 1 times whatever made it fail, as in Airflow. After the last try the failure is
+caught, the same message Airflow's callback sends is published, and the run ends in Fail.
+Only the containers' description is kept from the task's result, inside the branch, and the
+wrapper drops it (ResultPath null): the 256 KiB payload and 25,000-event history limits stay
+far away.
 """
 
 from __future__ import annotations
@@ -27,6 +38,9 @@ RUN_PATH = "$.esteira"
 START, FROM_INPUT, FROM_EXECUTION = "esteira.start", "esteira.run-from-schedule", "esteira.run-from-execution"
 NOTIFY_SUCCESS, NOTIFY_FAILURE = "esteira.notify-success", "esteira.notify-failure"
 SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
+# a step's helper states are `<step><suffix>`; esteira.naming.STEP_ID_MAX leaves room for the longest
+RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX = ".run", ".exit-code", ".ok", ".failed"
+STEP_FAILED_ERROR = "esteira.StepFailed"
 # what the EventBridge schedule puts in the execution input (see esteira.schedules)
 INPUT_RUN_DATE, INPUT_RUN_ID = "run_date", "run_id"
 
@@ -58,7 +72,7 @@ def render_state_machine(spec: ProjectRunSpec) -> dict[str, Any]:
     if notify.on_failure:
         _notify_states(states, spec, notifications.FAILED, NOTIFY_FAILURE, FAILED)
     states[SUCCEEDED] = {"Type": "Succeed"}
-    states[FAILED] = {"Type": "Fail", "Error": "esteira.StepFailed",
+    states[FAILED] = {"Type": "Fail", "Error": STEP_FAILED_ERROR,
                       "Cause": f"a step of {cfg.project_name} failed after its retries; see the execution history"}
     definition = {
         "Comment": f"{cfg.project_name} {cfg.version}: {' '.join(cfg.description.split())}"[:1000],
@@ -146,7 +160,7 @@ class _Builder:
 
     def _name(self, item: Block) -> str:
         if isinstance(item, str):
-            return item
+            return f"{item}{RUN_SUFFIX}"
         if isinstance(item, Seq):  # pragma: no cover - structure never nests Seq directly in Seq
             raise AssertionError("nested sequence")
         self.parallel_count += 1
@@ -154,7 +168,7 @@ class _Builder:
 
     def _state(self, item: Block, name: str, catch_to: str | None) -> dict[str, Any]:
         if isinstance(item, str):
-            state = self._task(self.spec.step(item))
+            state = self._step(self.spec.step(item))
         else:
             assert isinstance(item, Par)
             branches = []
@@ -167,23 +181,49 @@ class _Builder:
             state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to}]
         return state
 
+    def _step(self, step: StepRunSpec) -> dict[str, Any]:
+        """The step's wrapper: one branch (task, exit-code check), retried as a whole."""
+        name = step.step_id
+        assert self.spec.placement is not None
+        logs = self.spec.placement.log_group
+        check, ok, failed = f"{name}{CHECK_SUFFIX}", f"{name}{OK_SUFFIX}", f"{name}{FAILED_SUFFIX}"
+        exit_code = "$.ecs.Containers[0].ExitCode"  # the task definition has one container
+        branch = {"StartAt": name, "States": {
+            name: {**self._task(step), "Next": check},
+            check: {
+                "Type": "Choice",
+                "Comment": "EcsRunTaskOperator's rule: the container stopped with exit code 0",
+                "Choices": [{"And": [{"Variable": exit_code, "IsPresent": True},
+                                     {"Variable": exit_code, "NumericEquals": 0}], "Next": ok}],
+                "Default": failed,
+            },
+            ok: {"Type": "Succeed"},
+            failed: {"Type": "Fail", "Error": STEP_FAILED_ERROR,
+                     "Cause": f"the container of step {name} stopped with a non-zero exit code or never "
+                              f"ran; see its logs in {logs}"},
+        }}
+        state: dict[str, Any] = {"Type": "Parallel", "Comment": step.display_name, "Branches": [branch],
+                                 "ResultPath": None}
+        if step.retries:
+            state["Retry"] = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": step.retry_delay_seconds,
+                               "MaxAttempts": step.retries, "BackoffRate": 1.0}]
+        return state
+
     def _task(self, step: StepRunSpec) -> dict[str, Any]:
         placement = self.spec.placement
         assert placement is not None
         request = step.ecs_run_task(placement, self.spec.project.name, self.spec.target.env,
                                     _RUN_VALUE_PATHS.__getitem__)
-        state: dict[str, Any] = {
+        return {
             "Type": "Task",
             "Comment": step.display_name,
             "Resource": "arn:aws:states:::ecs:runTask.sync",
             "Parameters": _params(_pascal(request)),
             "TimeoutSeconds": step.timeout_seconds,
-            "ResultPath": None,
+            # keep only what the exit-code check reads; the wrapper drops it again
+            "ResultSelector": {"Containers.$": "$.Containers"},
+            "ResultPath": "$.ecs",
         }
-        if step.retries:
-            state["Retry"] = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": step.retry_delay_seconds,
-                               "MaxAttempts": step.retries, "BackoffRate": 1.0}]
-        return state
 
 
 def _pascal(value: Any) -> Any:

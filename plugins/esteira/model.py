@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
 from esteira.cron import normalise_cron
-from esteira.naming import ENV_VAR_RE, PROJECT_NAME_RE, STEP_ID_RE, VERSION_RE
+from esteira.naming import ENV_VAR_RE, PROJECT_NAME_RE, STEP_ID_MAX, STEP_ID_RE, VERSION_RE
 
 # Tokens a shell would interpret; with no shell they would reach the program as arguments.
 _SHELL_TOKENS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "2>", "2>&1"}
@@ -94,7 +94,7 @@ def _timezone(name: str) -> str:
 
 ProjectName = Annotated[str, _pattern(PROJECT_NAME_RE, "lower-case letters, digits, '-' and '_', "
                                       "starting with a letter")]
-StepId = Annotated[str, _pattern(STEP_ID_RE, "1-80 letters, digits, '-' and '_', starting "
+StepId = Annotated[str, _pattern(STEP_ID_RE, f"1-{STEP_ID_MAX} letters, digits, '-' and '_', starting "
                                  "with a letter (it is the Airflow task id and the Step "
                                  "Functions state name)")]
 Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_' "

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Step ids become Airflow task ids and Step Functions state names (at most 80 characters).
-# Dots are task-group separators in Airflow, so they are not allowed.
-STEP_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,79}$")
+# Step ids become Airflow task ids and Step Functions state names, which are capped at 80
+# characters; the state machine names a step's helper states `<step>.<suffix>` (at most 10
+# more characters, see esteira.asl), so step ids stop at 70. Dots are task-group separators
+# in Airflow, so they are not allowed.
+STEP_ID_MAX = 70
+STEP_ID_RE = re.compile(rf"^[A-Za-z][A-Za-z0-9_-]{{0,{STEP_ID_MAX - 1}}}$")
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
