@@ -1,7 +1,9 @@
-"""Export projects as Step Functions ASL + EventBridge Scheduler requests; `--check` for drift in CI.
+"""Export projects as Step Functions ASL, EventBridge Scheduler requests and a CloudFormation stack;
+`--check` for drift in CI, `--deploy` to create or update the stacks.
 
-Exit codes: 0 done (or no drift), 1 `--check` found drift, 2 bad config or bad usage.
-Everything is rendered before anything is written, so a bad project leaves no half export.
+Exit codes: 0 done (or no drift, or nothing to deploy), 1 `--check` found drift or a deploy
+failed, 2 bad config or bad usage. Everything is rendered before anything is written or
+deployed, so a bad project leaves no half export and deploys nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from esteira.asl import render_state_machine, to_json
+from esteira.cloudformation import render_stack
 from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.discovery import LoadFailure, discover, project_files
 from esteira.environments import ENV_NAMES, load_environments
@@ -24,18 +28,24 @@ from esteira.schedules import render_schedules
 from esteira.settings import Settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD = 0, 1, 2
+EXIT_FAILED = 1  # a deploy that did not finish
 STATE_MACHINE_FILE = "state_machine.asl.json"
 SCHEDULES_FILE = "schedules.json"
+STACK_FILE = "stack.cfn.json"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m asl_export",
         description="Render projects/<name>/config.yaml as an AWS Step Functions state machine "
-                    f"(<out>/<env>/<project>/{STATE_MACHINE_FILE}) and the EventBridge Scheduler "
-                    f"CreateSchedule requests that start it (<out>/<env>/<project>/{SCHEDULES_FILE}).",
-        epilog="exit codes: 0 written (or, with --check, up to date); 1 --check found drift; "
-               "2 invalid config or bad usage. Example: python -m asl_export recsys --env prd --check",
+                    f"(<out>/<env>/<project>/{STATE_MACHINE_FILE}), the EventBridge Scheduler "
+                    f"CreateSchedule requests that start it ({SCHEDULES_FILE}) and the CloudFormation "
+                    f"stack holding every resource the project runs on ({STACK_FILE}); optionally "
+                    "deploy that stack.",
+        epilog="exit codes: 0 written (with --check: up to date; with --deploy: deployed or no changes); "
+               "1 --check found drift, or a deploy failed; 2 invalid config or bad usage. "
+               "Examples: python -m asl_export recsys --env prd --check; "
+               "python -m asl_export --all --env dev --deploy (needs AWS credentials for dev's account)",
     )
     p.add_argument("projects", nargs="*", metavar="PROJECT", help="project names (folders under the projects dir)")
     p.add_argument("--all", action="store_true", help="every project in the projects dir")
@@ -44,8 +54,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--projects-dir", type=Path, help="folder of <project>/config.yaml (default: "
                    "ESTEIRA_PROJECTS_DIR, else the repo's projects/)")
     p.add_argument("--out", type=Path, default=Path("build/asl"), help="output folder (default: build/asl)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff when the files "
-                   "on disk differ from what would be written")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff when the files "
+                      "on disk differ from what would be written")
+    mode.add_argument("--deploy", action="store_true", help="after writing, create or update each project's "
+                      "stack esteira-<project> through a CloudFormation change set (shows the changes; does "
+                      "nothing when nothing changed); refuses credentials of another account than the "
+                      "environment's")
     return p
 
 
@@ -62,14 +77,38 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = Target.aws_env(load_environments(env_file), args.env)
         projects = _load(projects_dir, args.projects, args.all)
-        files = _render(projects, target, args.out)
+        files, stacks = _render(projects, target, args.out)
     except _Refused as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD
-    return _check(files) if args.check else _write(files)
+    if args.check:
+        return _check(files)
+    _write(files)
+    return _deploy(stacks, target) if args.deploy else EXIT_OK
+
+
+def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target) -> int:
+    """Deploy stack after stack; stop at the first failure (later ones may depend on nothing, but a
+    CI run that failed should be looked at before it changes more)."""
+    import boto3  # only a deploy needs it
+
+    from esteira.deploy import DeployError, deploy_stack
+
+    aws = target.aws
+    assert aws is not None
+    session = boto3.Session(region_name=aws.region)
+    for project, template in stacks:
+        tags = {"esteira:project": project.name, "esteira:env": target.env, "esteira:version": project.config.version}
+        try:
+            deploy_stack(session, project.names.stack, template, account_id=aws.account_id, tags=tags,
+                         say=lambda line: print(line, flush=True))
+        except DeployError as exc:
+            print(f"deploy failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
 
 
 class _Refused(Exception):
@@ -107,14 +146,19 @@ def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Projec
     return out
 
 
-def _render(projects: list[Project], target: Target, out: Path) -> dict[Path, str]:
+def _render(projects: list[Project], target: Target,
+            out: Path) -> tuple[dict[Path, str], list[tuple[Project, dict[str, Any]]]]:
     files: dict[Path, str] = {}
+    stacks: list[tuple[Project, dict[str, Any]]] = []
     for project in projects:
         spec = build_run_spec(project, target)
         folder = out / target.env / project.name
         files[folder / STATE_MACHINE_FILE] = to_json(render_state_machine(spec))
         files[folder / SCHEDULES_FILE] = json.dumps(render_schedules(spec), indent=2, ensure_ascii=False) + "\n"
-    return files
+        stack = render_stack(spec)
+        stacks.append((project, stack))
+        files[folder / STACK_FILE] = json.dumps(stack, indent=2, ensure_ascii=False) + "\n"
+    return files, stacks
 
 
 def _check(files: dict[Path, str]) -> int:

@@ -192,7 +192,7 @@ def test_schedules_carry_cron_timezone_state_and_the_run_identity(exported: Path
     assert recsys["Name"] == "sched-recsys"
     assert recsys["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert recsys["ScheduleExpressionTimezone"] == "UTC"
-    assert recsys["State"] == "ENABLED"
+    assert recsys["State"] == "DISABLED"  # dev: executions start by hand; only prd's schedules fire
     assert recsys["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert recsys["Target"]["Arn"] == "arn:aws:states:us-east-1:111111111111:stateMachine:recsys-workflow"
     assert recsys["Target"]["RoleArn"] == "arn:aws:iam::111111111111:role/esteira-scheduler"
@@ -221,8 +221,9 @@ def test_export_is_deterministic_and_check_finds_drift(all_projects: Path, tmp_p
     first = export("recsys", "churn", "--projects-dir", str(all_projects), "--out", str(out), "--env", "prd")
     assert first.returncode == 0, first.stderr
     assert f"wrote {out}/prd/recsys/state_machine.asl.json" in first.stdout
+    assert [s["State"] for s in json.loads((out / "prd" / "recsys" / "schedules.json").read_text())] == ["ENABLED"]
     snapshot = {p: p.read_bytes() for p in out.rglob("*.json")}
-    assert len(snapshot) == 4
+    assert len(snapshot) == 6  # state machine, schedules, stack for each
     assert export("recsys", "churn", "--projects-dir", str(all_projects), "--out", str(out), "--env", "prd").returncode == 0
     assert {p: p.read_bytes() for p in out.rglob("*.json")} == snapshot
     clean = export("recsys", "--projects-dir", str(all_projects), "--out", str(out), "--env", "prd", "--check")

@@ -130,6 +130,8 @@ def _notify_states(states: dict[str, Any], spec: ProjectRunSpec, status: str, fi
             "TopicArn": spec.project.names.sns_topic_arn(aws.region, aws.account_id),
             "Subject": notifications.subject(name, spec.target.env, status),
             "Message.$": "States.JsonToString($.notification)",
+            "MessageAttributes": {k: {"DataType": "String", "StringValue": v}
+                                  for k, v in notifications.message_attributes(status).items()},
         },
         "ResultPath": None,
         # like Airflow's callbacks: a notification that cannot be sent does not change the outcome

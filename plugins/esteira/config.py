@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from esteira.errors import ConfigError, Problem
+from esteira.fargate import fargate_size_problem
 from esteira.graph import CycleError, Graph
 from esteira.model import ProjectConfig, Step
 from esteira.naming import ProjectNames, name_problems
@@ -110,9 +111,25 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
         add("catchup: true needs a start_date to catch up from (e.g. start_date: 2026-01-01)",
             "schedule", "catchup")
     compute = config.infra.compute
-    if compute.min_quantity > compute.max_quantity:
-        add(f"min_quantity ({compute.min_quantity}) is greater than max_quantity "
-            f"({compute.max_quantity})", "infra", "compute", "min_quantity")
+    if compute.provider == "ec2":
+        for name in ("ec2_type", "min_quantity", "max_quantity"):
+            if getattr(compute, name) is None:
+                add("required with provider ec2 (the instances of the project's auto scaling group)",
+                    "infra", "compute", name)
+        if (compute.min_quantity is not None and compute.max_quantity is not None
+                and compute.min_quantity > compute.max_quantity):
+            add(f"min_quantity ({compute.min_quantity}) is greater than max_quantity "
+                f"({compute.max_quantity})", "infra", "compute", "min_quantity")
+    else:
+        for name in ("ec2_type", "min_quantity", "max_quantity"):
+            if getattr(compute, name) is not None:
+                add(f"{name} has no meaning with provider fargate (AWS runs each task on its own); "
+                    "remove it, or use provider: ec2", "infra", "compute", name)
+    runtime = config.runtime
+    for name in runtime.secrets:
+        if name in runtime.env_vars:
+            add(f"{name} is both a secret and a plain env_var; keep only the secret",
+                "runtime", "secrets", name)
 
     steps = config.batch.pipeline.steps
     first_index: dict[str, int] = {}
@@ -124,6 +141,10 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
             first_index[step.id] = i
     valid = ", ".join(first_index)
     for i, step in enumerate(steps):
+        if compute.provider == "fargate":
+            size = fargate_size_problem(step.resources.cpu, step.resources.memory_gb)
+            if size:
+                add(size, *_STEPS, i, "resources")
         if step.timeout_seconds is not None and step.timeout_seconds > sched.timeout_seconds:
             add(f"timeout_seconds ({step.timeout_seconds}) exceeds the whole run's "
                 f"schedule.timeout_seconds ({sched.timeout_seconds})",

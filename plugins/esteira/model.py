@@ -7,6 +7,7 @@ derived names, the folder name) live in `esteira.config`, which reports them all
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shlex
 from typing import Annotated, Literal
 
@@ -22,6 +23,8 @@ RESERVED_ENV = frozenset(
     {"RUN_DATE", "RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
      "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT"}
 )
+SECRET_STORES = ("ssm", "secretsmanager")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "API_KEY", "ACCESS_KEY",
                    "PRIVATE_KEY")
 
@@ -81,6 +84,27 @@ def _env_name(name: str) -> str:
     return name
 
 
+def _secret_name(name: str) -> str:
+    """Secrets are injected by ECS under this variable name: same rules as env_vars, minus the secret check."""
+    if not ENV_VAR_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name "
+                         "(letters, digits and '_', not starting with a digit)")
+    if name in RESERVED_ENV:
+        raise ValueError(f"{name} is set by esteira in every step; choose another name")
+    return name
+
+
+def _secret_ref(value: str) -> str:
+    kind, _, name = value.partition(":")
+    if kind not in SECRET_STORES or not name:
+        raise ValueError(f"{value!r} is not a secret reference: write 'ssm:<parameter name>' "
+                         "(SSM Parameter Store, e.g. 'ssm:/recsys/db-password') or "
+                         "'secretsmanager:<secret name>' (e.g. 'secretsmanager:recsys/db')")
+    if not SECRET_NAME_RE.match(name.lstrip("/")):
+        raise ValueError(f"{name!r} is not a valid {kind} name (letters, digits and /_+=.@-)")
+    return value
+
+
 def _timezone(name: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -100,6 +124,8 @@ StepId = Annotated[str, _pattern(STEP_ID_RE, f"1-{STEP_ID_MAX} letters, digits, 
 Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_' "
                                   "(it is part of the image tag)")]
 EnvName = Annotated[str, AfterValidator(_env_name)]
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 EnvValue = Annotated[str, Field(max_length=4096)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
 Cron = Annotated[str, AfterValidator(normalise_cron)]
@@ -128,6 +154,8 @@ class Runtime(Strict):
     python_version: Annotated[str, Field(pattern=r"^3\.\d{1,2}$")]
     requirements_file: str = "requirements.txt"
     env_vars: dict[EnvName, EnvValue] = {}
+    # injected by ECS from SSM Parameter Store / Secrets Manager of the target account, never in plain text
+    secrets: dict[SecretName, SecretRef] = {}
 
 
 class Resources(Strict):
@@ -157,15 +185,20 @@ class Batch(Strict):
 
 
 class Compute(Strict):
-    provider: Literal["ec2"]
-    ec2_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
-    min_quantity: Annotated[int, Field(ge=0, le=1000)]
-    max_quantity: Annotated[int, Field(ge=1, le=1000)]
+    """`ec2`: an auto scaling group behind the project's capacity provider (the seed's);
+    `fargate`: AWS's FARGATE / FARGATE_SPOT capacity providers, no instances to manage."""
+
+    provider: Literal["ec2", "fargate"]
+    ec2_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")] | None = None
+    min_quantity: Annotated[int, Field(ge=0, le=1000)] | None = None
+    max_quantity: Annotated[int, Field(ge=1, le=1000)] | None = None
     spot: bool
 
 
 class Infra(Strict):
     compute: Compute
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                                1827, 2192, 2557, 2922, 3288, 3653] = 30
 
 
 class Notifications(Strict):

@@ -55,6 +55,8 @@ RULES: tuple[NameRule, ...] = (
              "letters, digits, '-' and '_'"),
     NameRule("image_tag", "ECR image tag", "{project}-{version}", re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"), 128,
              "letters, digits, '.', '-' and '_'"),
+    NameRule("stack", "CloudFormation stack", "esteira-{project}", re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), 128,
+             "letters, digits and '-' (no '_')"),
     NameRule("dag_id", "Airflow DAG id", "{project}", re.compile(r"^[A-Za-z0-9_.-]+$"), 250,
              "letters, digits, '.', '-' and '_'"),
 )
@@ -139,6 +141,10 @@ class ProjectNames:
     @property
     def image_tag(self) -> str:
         return self._name("image_tag")
+
+    @property
+    def stack(self) -> str:
+        return self._name("stack")
 
     @property
     def dag_id(self) -> str:

@@ -12,6 +12,15 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 
 
+# SNS message attribute carrying the status: subscriptions filter on it, so an address listed only
+# under on_failure never receives success messages (one topic per project, see esteira.cloudformation)
+STATUS_ATTRIBUTE = "status"
+
+
+def message_attributes(status: str) -> dict[str, str]:
+    return {STATUS_ATTRIBUTE: status}
+
+
 def subject(project: str, env: str, status: str) -> str:
     """SNS subjects are limited to 100 printable ASCII characters."""
     return f"[esteira] {project} ({env}) {status}"[:100]

@@ -138,6 +138,14 @@ class ProjectRunSpec:
         return next(s for s in self.steps if s.step_id == step_id)
 
 
+def capacity_provider(project: Project) -> str:
+    """The project's own (spot or on-demand) EC2 capacity provider, or AWS's Fargate one."""
+    compute = project.config.infra.compute
+    if compute.provider == "fargate":
+        return "FARGATE_SPOT" if compute.spot else "FARGATE"
+    return project.names.capacity_provider
+
+
 def build_run_spec(project: Project, target: Target) -> ProjectRunSpec:
     """The run spec of every step for one target; refuses overrides ECS would reject."""
     cfg = project.config
@@ -158,7 +166,7 @@ def build_run_spec(project: Project, target: Target) -> ProjectRunSpec:
         placement = Placement(
             region=aws.region, aws_conn_id=aws.aws_conn_id, cluster=names.cluster,
             task_definition=names.task_definition_family, container_name=names.container_name,
-            capacity_provider=names.capacity_provider, subnets=aws.network.subnets,
+            capacity_provider=capacity_provider(project), subnets=aws.network.subnets,
             security_groups=aws.network.security_groups,
             assign_public_ip=aws.network.assign_public_ip, log_group=names.log_group,
             log_stream_prefix=names.log_stream_prefix,

@@ -51,6 +51,7 @@ class RunNotifier:
             target_arn=self.topic_arn,
             subject=subject,
             message=message,
+            message_attributes=notifications.message_attributes(self.status),
         )(context)
 
 

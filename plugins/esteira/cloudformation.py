@@ -1,0 +1,273 @@
+"""Project run spec -> one CloudFormation stack holding every AWS resource the project runs on.
+
+The seed created these by hand and kept a page on the order to delete them in; a stack is
+created, updated and deleted as one. The state machine and the schedule inside it are the very
+documents `esteira.asl` and `esteira.schedules` render (their ARNs swapped for references to
+the stack's own resources), so the stack can never drift from `state_machine.asl.json`.
+
+IAM is least privilege: each role may do only what its one user needs, on this project's
+resources only (the statements below say which and why). Names come from `esteira.naming`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from esteira import notifications
+from esteira.asl import render_state_machine, to_json
+from esteira.runspec import ProjectRunSpec, RunValue
+from esteira.schedules import render_schedules
+
+FORMAT_VERSION = "2010-09-09"
+# the ECS-optimised Amazon Linux 2023 AMI, resolved by CloudFormation at deploy time
+ECS_AMI = "{{resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id}}"
+# Step Functions' .sync ECS integration watches tasks through this managed EventBridge rule
+SFN_ECS_RULE = "StepFunctionsGetEventsForECSTaskRule"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def _att(name: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [name, attribute]}
+
+
+def _sub(text: str) -> dict[str, str]:
+    return {"Fn::Sub": text}
+
+
+def _trust(service: str) -> dict[str, Any]:
+    """Only this account's use of the service may assume the role (confused-deputy guard)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": _ref("AWS::AccountId")}},
+    }]}
+
+
+def _role(description: str, service: str, statements: list[dict[str, Any]],
+          managed: list[str] | None = None) -> dict[str, Any]:
+    props: dict[str, Any] = {"Description": description[:1000], "AssumeRolePolicyDocument": _trust(service)}
+    if statements:
+        props["Policies"] = [{"PolicyName": "least-privilege",
+                              "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
+    if managed:
+        props["ManagedPolicyArns"] = managed
+    return {"Type": "AWS::IAM::Role", "Properties": props}
+
+
+def _allow(sid: str, actions: list[str], resources: list[Any] | Any, **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _secret_arn(ref: str) -> str:
+    """'ssm:/a/b' -> the parameter's ARN; 'secretsmanager:a/b' -> the secret's partial ARN."""
+    kind, _, name = ref.partition(":")
+    if kind == "ssm":
+        return f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/{name.lstrip('/')}"
+    return f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{name}"
+
+
+def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
+    """The CloudFormation template of a project for an AWS target (dev/prd)."""
+    aws, placement = spec.target.aws, spec.placement
+    if aws is None or placement is None:
+        raise ValueError("a stack needs an AWS target (dev or prd), not the local backend")
+    project = spec.project
+    cfg = project.config
+    names = project.names
+    compute = cfg.infra.compute
+    fargate = compute.provider == "fargate"
+    resources: dict[str, Any] = {}
+
+    resources["LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
+        "LogGroupName": names.log_group, "RetentionInDays": cfg.infra.log_retention_days}}
+
+    # --- notifications: one topic; each address gets the statuses it asked for -----------
+    resources["NotificationTopic"] = {"Type": "AWS::SNS::Topic", "Properties": {
+        "TopicName": names.sns_topic, "DisplayName": f"esteira {project.name}"[:100]}}
+    wanted: dict[str, list[str]] = {}
+    for status, addresses in ((notifications.SUCCEEDED, cfg.notifications.on_success),
+                              (notifications.FAILED, cfg.notifications.on_failure)):
+        for address in addresses:
+            wanted.setdefault(address.lower(), []).append(status)
+    for i, (address, statuses) in enumerate(sorted(wanted.items()), start=1):
+        resources[f"NotificationSubscription{i}"] = {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": _ref("NotificationTopic"), "Protocol": "email", "Endpoint": address,
+            "FilterPolicyScope": "MessageAttributes",
+            "FilterPolicy": {notifications.STATUS_ATTRIBUTE: statuses}}}
+
+    # --- compute: cluster + capacity ---------------------------------------------------------
+    resources["Cluster"] = {"Type": "AWS::ECS::Cluster", "Properties": {
+        "ClusterName": names.cluster, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}}
+    if fargate:
+        providers: list[Any] = ["FARGATE", "FARGATE_SPOT"]
+        default = placement.capacity_provider
+    else:
+        _ec2_capacity(resources, spec)
+        providers = [_ref("CapacityProvider")]
+        default = _ref("CapacityProvider")
+    resources["ClusterCapacityProviders"] = {"Type": "AWS::ECS::ClusterCapacityProviderAssociations", "Properties": {
+        "Cluster": _ref("Cluster"), "CapacityProviders": providers,
+        "DefaultCapacityProviderStrategy": [{"CapacityProvider": default, "Weight": 1, "Base": 0}]}}
+
+    # --- the task: roles + definition --------------------------------------------------------
+    registry, _, repository = aws.ecr_repository.partition("/")
+    ecr_region = registry.split(".")[3]
+    repository_arn = f"arn:${{AWS::Partition}}:ecr:{ecr_region}:{registry.split('.')[0]}:repository/{repository}"
+    secrets = cfg.runtime.secrets
+    execution: list[dict[str, Any]] = [
+        _allow("PullTheImageLogin", ["ecr:GetAuthorizationToken"], "*"),  # the API has no resource-level form
+        _allow("PullTheImage", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                                "ecr:BatchCheckLayerAvailability"], _sub(repository_arn)),
+        _allow("WriteTheLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], _att("LogGroup", "Arn")),
+    ]
+    ssm = sorted(_secret_arn(r) for r in secrets.values() if r.startswith("ssm:"))
+    manager = sorted(_secret_arn(r) + "-??????" for r in secrets.values() if r.startswith("secretsmanager:"))
+    if ssm:
+        execution.append(_allow("ReadTheSecretsParameters", ["ssm:GetParameters"], [_sub(a) for a in ssm]))
+    if manager:
+        execution.append(_allow("ReadTheSecrets", ["secretsmanager:GetSecretValue"], [_sub(a) for a in manager]))
+    resources["TaskExecutionRole"] = _role(
+        f"ECS agent for {project.name}: pull its image, write its logs, read its secrets",
+        "ecs-tasks.amazonaws.com", execution)
+    bucket, _, prefix = spec.target.data_root.removeprefix("s3://").partition("/")
+    data_prefix = f"{prefix.strip('/')}/{project.name}".lstrip("/")
+    resources["TaskRole"] = _role(
+        f"The {project.name} jobs: read and write the project's data partitions, nothing else",
+        "ecs-tasks.amazonaws.com", [
+            _allow("ReadWriteTheProjectsData", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                   _sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/{data_prefix}/*")),
+            _allow("ListTheProjectsData", ["s3:ListBucket"], _sub(f"arn:${{AWS::Partition}}:s3:::{bucket}"),
+                   StringLike={"s3:prefix": [f"{data_prefix}/*"]}),
+        ])
+    first = spec.steps[0]
+    container: dict[str, Any] = {
+        "Name": placement.container_name,
+        "Image": names.image_uri(aws.ecr_repository),
+        "Essential": True,
+        # what every step gets; the run's own values (RUN_DATE, RUN_ID, step env) come as overrides
+        "Environment": [{"Name": k, "Value": v} for k, v in first.environment
+                        if not isinstance(v, RunValue) and k in _PLATFORM_ENV],
+        "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+            "awslogs-group": _ref("LogGroup"), "awslogs-region": _ref("AWS::Region"),
+            "awslogs-stream-prefix": placement.log_stream_prefix}},
+    }
+    if secrets:
+        container["Secrets"] = [{"Name": k, "ValueFrom": _sub(_secret_arn(v))} for k, v in sorted(secrets.items())]
+    task_definition: dict[str, Any] = {
+        "Family": placement.task_definition, "NetworkMode": "awsvpc",
+        "RequiresCompatibilities": ["FARGATE" if fargate else "EC2"],
+        # defaults for a task started by hand; every step overrides both
+        "Cpu": str(first.cpu_units), "Memory": str(first.memory_mib),
+        "ExecutionRoleArn": _att("TaskExecutionRole", "Arn"), "TaskRoleArn": _att("TaskRole", "Arn"),
+        "ContainerDefinitions": [container],
+    }
+    if fargate:
+        task_definition["RuntimePlatform"] = {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"}
+    resources["TaskDefinition"] = {"Type": "AWS::ECS::TaskDefinition", "Properties": task_definition}
+
+    # --- the state machine: the exported ASL, run by a role that can run only this project ---
+    cluster_arn = f"arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:cluster/{names.cluster}"
+    tasks_arn = f"arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:task/{names.cluster}/*"
+    family_arn = (f"arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:"
+                  f"task-definition/{placement.task_definition}:*")
+    resources["StateMachineRole"] = _role(
+        f"Step Functions for {project.name}: run, watch and stop its ECS tasks, notify its topic",
+        "states.amazonaws.com", [
+            _allow("RunTheProjectsTasks", ["ecs:RunTask"], _sub(family_arn),
+                   ArnEquals={"ecs:cluster": _sub(cluster_arn)}),
+            _allow("TagTheTasksItRuns", ["ecs:TagResource"], _sub(tasks_arn),
+                   StringEquals={"ecs:CreateAction": "RunTask"}),
+            _allow("WatchAndStopTheTasks", ["ecs:DescribeTasks", "ecs:StopTask"], _sub(tasks_arn)),
+            _allow("PassTheTaskRoles", ["iam:PassRole"],
+                   [_att("TaskExecutionRole", "Arn"), _att("TaskRole", "Arn")],
+                   StringEquals={"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+            _allow("SyncIntegrationRule", ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                   _sub(f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{SFN_ECS_RULE}")),
+            _allow("PublishTheNotifications", ["sns:Publish"], _ref("NotificationTopic")),
+        ])
+    resources["StateMachine"] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineName": names.state_machine, "StateMachineType": "STANDARD",
+        "DefinitionString": to_json(render_state_machine(spec)),
+        "RoleArn": _att("StateMachineRole", "Arn")},
+        # the ASL names the cluster, task definition family and topic by name: create them first
+        "DependsOn": ["ClusterCapacityProviders", "TaskDefinition", "NotificationTopic"]}
+
+    # --- the schedule: starts this state machine and nothing else ------------------------------
+    resources["SchedulerRole"] = _role(
+        f"EventBridge Scheduler for {project.name}: start its state machine",
+        "scheduler.amazonaws.com", [_allow("StartTheStateMachine", ["states:StartExecution"], _ref("StateMachine"))])
+    for i, request in enumerate(render_schedules(spec), start=1):
+        props = json.loads(json.dumps(request))
+        props["Target"]["Arn"] = _ref("StateMachine")
+        props["Target"]["RoleArn"] = _att("SchedulerRole", "Arn")
+        resources[f"Schedule{i if i > 1 else ''}"] = {"Type": "AWS::Scheduler::Schedule", "Properties": props}
+
+    return {
+        "AWSTemplateFormatVersion": FORMAT_VERSION,
+        "Description": f"esteira: {project.name} {cfg.version} ({spec.target.env}) - every resource the "
+                       f"pipeline runs on; generated from {project.source.parent.name}/config.yaml, do not edit",
+        "Resources": resources,
+        "Outputs": {
+            "StateMachineArn": {"Value": _ref("StateMachine")},
+            "ClusterName": {"Value": _ref("Cluster")},
+            "TaskDefinitionArn": {"Value": _ref("TaskDefinition")},
+            "NotificationTopicArn": {"Value": _ref("NotificationTopic")},
+        },
+    }
+
+
+_PLATFORM_ENV = ("ENV", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT")
+
+
+def _ec2_capacity(resources: dict[str, Any], spec: ProjectRunSpec) -> None:
+    """Launch template, auto scaling group (spot when asked) and the project's capacity provider."""
+    assert spec.target.aws is not None
+    aws = spec.target.aws
+    cfg = spec.project.config
+    names = spec.project.names
+    compute = cfg.infra.compute
+    resources["InstanceRole"] = _role(
+        f"EC2 instances of {spec.project.name}'s cluster: register with ECS",
+        "ec2.amazonaws.com", [],
+        managed=[_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role")])
+    resources["InstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
+                                    "Properties": {"Roles": [_ref("InstanceRole")]}}
+    user_data = f"#!/bin/bash\necho ECS_CLUSTER={names.cluster} >> /etc/ecs/ecs.config\n"
+    resources["LaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+        "LaunchTemplateName": names.launch_template,
+        "LaunchTemplateData": {
+            "ImageId": ECS_AMI,
+            "InstanceType": compute.ec2_type,
+            "IamInstanceProfile": {"Arn": _att("InstanceProfile", "Arn")},
+            "SecurityGroupIds": list(aws.network.security_groups),
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "UserData": {"Fn::Base64": user_data},
+        }}}
+    resources["AutoScalingGroup"] = {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {
+        "AutoScalingGroupName": names.auto_scaling_group,
+        "MinSize": str(compute.min_quantity), "MaxSize": str(compute.max_quantity),
+        "VPCZoneIdentifier": list(aws.network.subnets),
+        # the capacity provider's managed termination protection needs this
+        "NewInstancesProtectedFromScaleIn": True,
+        "MixedInstancesPolicy": {
+            "LaunchTemplate": {"LaunchTemplateSpecification": {
+                "LaunchTemplateId": _ref("LaunchTemplate"),
+                "Version": _att("LaunchTemplate", "LatestVersionNumber")}},
+            "InstancesDistribution": {
+                "OnDemandBaseCapacity": 0,
+                "OnDemandPercentageAboveBaseCapacity": 0 if compute.spot else 100,
+                "SpotAllocationStrategy": "price-capacity-optimized"}},
+        "Tags": [{"Key": "esteira:project", "Value": spec.project.name, "PropagateAtLaunch": True}],
+    }}
+    resources["CapacityProvider"] = {"Type": "AWS::ECS::CapacityProvider", "Properties": {
+        "Name": names.capacity_provider,
+        "AutoScalingGroupProvider": {
+            "AutoScalingGroupArn": _ref("AutoScalingGroup"),
+            "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
+            "ManagedTerminationProtection": "ENABLED"}}}

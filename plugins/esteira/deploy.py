@@ -1,0 +1,153 @@
+"""Create or update a project's CloudFormation stack through a change set, and say what changed.
+
+A change set shows what will change before anything does, and a stack that did not change is
+left alone (no empty change set, no new execution): a CI job can deploy on every push. The
+account of the credentials is checked against environments.yaml first, so prd's template can
+never land in dev's account or the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's TemplateBody limit
+_NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+_UNUSABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
+
+
+class DeployError(Exception):
+    """The deploy did not happen or did not finish; the message says why and what to do."""
+
+
+@dataclass
+class DeployResult:
+    stack: str
+    action: str  # "created", "updated" or "unchanged"
+    changes: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def deploy_stack(session: Any, stack: str, template: dict[str, Any], *, account_id: str,
+                 tags: dict[str, str], say: Callable[[str], None] = print,
+                 poll_seconds: float = 5.0) -> DeployResult:
+    """Bring `stack` to `template`; raises DeployError with the reason when it cannot."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _deploy(session, stack, template, account_id, tags, say, poll_seconds)
+    except (ClientError, BotoCoreError) as exc:  # AWS said no: its message is the useful part
+        raise DeployError(f"{stack}: {exc}") from None
+
+
+def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
+            tags: dict[str, str], say: Callable[[str], None], poll_seconds: float) -> DeployResult:
+    _check_account(session, account_id)
+    body = json.dumps(template, separators=(",", ":"), sort_keys=True)
+    if len(body.encode()) > MAX_INLINE_TEMPLATE_BYTES:
+        raise DeployError(f"the template of {stack} is {len(body.encode())} bytes; CloudFormation takes at most "
+                          f"{MAX_INLINE_TEMPLATE_BYTES} inline (use fewer or smaller steps)")
+    cfn = session.client("cloudformation")
+    current = _describe(cfn, stack)
+    if current is not None:
+        status = current["StackStatus"]
+        if status in _UNUSABLE:
+            raise DeployError(f"stack {stack} is {status} and cannot be updated; look at its events, then "
+                              f"delete it (aws cloudformation delete-stack --stack-name {stack}) and deploy again")
+        if status.endswith("_IN_PROGRESS"):
+            raise DeployError(f"stack {stack} is {status}: another deploy is running; try again when it ends")
+        if _same_template(cfn, stack, template):
+            say(f"{stack}: no changes")
+            return DeployResult(stack, "unchanged", outputs=_outputs(current))
+    kind = "UPDATE" if current is not None else "CREATE"
+    name = f"esteira-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfn.create_change_set(
+        StackName=stack, ChangeSetName=name, ChangeSetType=kind, TemplateBody=body,
+        Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        Description="esteira deploy",
+    )
+    change_set = _wait_change_set(cfn, stack, name, poll_seconds)
+    if change_set is None:
+        say(f"{stack}: no changes")
+        return DeployResult(stack, "unchanged", outputs=_outputs(current or {}))
+    changes = [_describe_change(c) for c in change_set.get("Changes", [])]
+    say(f"{stack}: {len(changes)} change(s) to {'create' if kind == 'CREATE' else 'update'}:")
+    for line in changes:
+        say(f"  {line}")
+    cfn.execute_change_set(StackName=stack, ChangeSetName=name)
+    final = _wait_stack(cfn, stack, poll_seconds)
+    action = "created" if kind == "CREATE" else "updated"
+    say(f"{stack}: {action} ({final['StackStatus']})")
+    return DeployResult(stack, action, changes, _outputs(final))
+
+
+def _check_account(session: Any, account_id: str) -> None:
+    try:
+        actual = session.client("sts").get_caller_identity()["Account"]
+    except Exception as exc:  # no credentials, expired token, no network: one clear message
+        raise DeployError(f"cannot use the AWS credentials: {exc}") from None
+    if actual != account_id:
+        raise DeployError(f"the AWS credentials are for account {actual}, but environments.yaml says this "
+                          f"environment is account {account_id}; refusing to deploy to the wrong account")
+
+
+def _describe(cfn: Any, stack: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def _same_template(cfn: Any, stack: str, template: dict[str, Any]) -> bool:
+    body = cfn.get_template(StackName=stack, TemplateStage="Original")["TemplateBody"]
+    deployed = json.loads(body) if isinstance(body, str) else body
+    return bool(deployed == template)
+
+
+def _wait_change_set(cfn: Any, stack: str, name: str, poll: float) -> dict[str, Any] | None:
+    """The change set once computed; None when it holds no change (then it is deleted)."""
+    while True:
+        change_set = cfn.describe_change_set(StackName=stack, ChangeSetName=name)
+        status = change_set["Status"]
+        if status == "CREATE_COMPLETE":
+            return change_set
+        if status == "FAILED":
+            reason = change_set.get("StatusReason", "")
+            if any(text in reason for text in _NO_CHANGES):
+                cfn.delete_change_set(StackName=stack, ChangeSetName=name)
+                return None
+            raise DeployError(f"CloudFormation refused the change set of {stack}: {reason}")
+        time.sleep(poll)
+
+
+def _wait_stack(cfn: Any, stack: str, poll: float) -> dict[str, Any]:
+    while True:
+        current = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        status = current["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        time.sleep(poll)
+    if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        return current
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    failed = [f"{e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}"
+              for e in events if e["ResourceStatus"].endswith("_FAILED")][:10]
+    raise DeployError(f"stack {stack} ended {status}" + "".join(f"\n  {line}" for line in failed))
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    rc = change.get("ResourceChange", {})
+    replacement = rc.get("Replacement")
+    extra = " (replaced)" if replacement == "True" else ""
+    return f"{rc.get('Action', '?'):6} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}"
+
+
+def _outputs(stack: dict[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
