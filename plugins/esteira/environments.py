@@ -49,6 +49,9 @@ class AwsEnvironment(Strict):
     ecr_repository: Annotated[str, Field(pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+$")]
     mlflow: Mlflow
     data_root: Annotated[str, Field(pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")]
+    # whether this environment's EventBridge schedules fire (the seed: only prd runs on a schedule;
+    # dev gets the same schedules DISABLED and executions started by hand)
+    schedules_enabled: bool = False
 
 
 class LocalEnvironment(Strict):

@@ -15,7 +15,6 @@ from esteira import asl
 from esteira.aws_cron import to_aws_cron
 from esteira.runspec import ProjectRunSpec
 
-SCHEDULED_ENV = "prd"  # the only environment whose schedules fire (the seed's dev -> prd flow)
 SCHEDULED_INPUT = json.dumps({
     asl.INPUT_RUN_DATE: "<aws.scheduler.scheduled-time>",
     asl.INPUT_RUN_ID: "<aws.scheduler.execution-id>",
@@ -25,10 +24,11 @@ SCHEDULED_INPUT = json.dumps({
 def render_schedules(spec: ProjectRunSpec) -> list[dict[str, Any]]:
     """CreateSchedule request bodies (PascalCase, as the Scheduler API and boto3 take them).
 
-    The schedule is ENABLED only in prd, when the config's schedule is enabled and Step
-    Functions owns it (`batch.orchestrator: step_functions`): dev gets the same schedule
-    DISABLED (start executions by hand there), and with `orchestrator: airflow` it stays
-    DISABLED so a pipeline never runs on both orchestrators at once.
+    The schedule is ENABLED only where environments.yaml says `schedules_enabled: true` (prd
+    in the seed's flow), when the config's schedule is enabled and Step Functions owns it
+    (`batch.orchestrator: step_functions`): dev gets the same schedule DISABLED (start
+    executions by hand there), and with `orchestrator: airflow` it stays DISABLED so a
+    pipeline never runs on both orchestrators at once.
     """
     aws = spec.target.aws
     if aws is None:
@@ -36,7 +36,7 @@ def render_schedules(spec: ProjectRunSpec) -> list[dict[str, Any]]:
     cfg = spec.project.config
     sched = cfg.schedule
     names = spec.project.names
-    enabled = sched.enabled and cfg.batch.orchestrator == "step_functions" and spec.target.env == SCHEDULED_ENV
+    enabled = sched.enabled and cfg.batch.orchestrator == "step_functions" and aws.schedules_enabled
     return [{
         "Name": names.schedule,
         "GroupName": "default",
