@@ -17,7 +17,8 @@ emulators, moto among them, succeed), so the machine checks the exit code itself
 
 with Retry (States.ALL, fixed delay, MaxAttempts = retries) on `<step>.run`: a step is tried
 retries + 1 times whatever made it fail, as in Airflow. After the last try the failure is
-caught, the same message Airflow's callback sends is published, and the run ends in Fail.
+caught without cancelling the steps that do not depend on it (see _Builder); once they have
+finished, the same message Airflow's callback sends is published and the run ends in Fail.
 Only the containers' description is kept from the task's result, inside the branch, and the
 wrapper drops it (ResultPath null): the 256 KiB payload and 25,000-event history limits stay
 far away.
@@ -58,13 +59,13 @@ def render_state_machine(spec: ProjectRunSpec) -> dict[str, Any]:
         raise ValueError("a state machine needs an AWS target (dev or prd), not the local backend")
     cfg = spec.project.config
     notify = cfg.notifications
-    catch_to = NOTIFY_FAILURE if notify.on_failure else None
-    after_steps = NOTIFY_SUCCESS if notify.on_success else SUCCEEDED
+    on_failure = NOTIFY_FAILURE if notify.on_failure else FAILED
+    on_success = NOTIFY_SUCCESS if notify.on_success else SUCCEEDED
 
     states: dict[str, Any] = {}
     _identity_states(states)
     builder = _Builder(spec)
-    first = builder.chain(structure(spec.project.graph), states, after_steps, catch_to, top_level=True)
+    first = builder.chain(structure(spec.project.graph), states, on_success, on_failure)
     states[FROM_INPUT]["Next"] = first
     states[FROM_EXECUTION]["Next"] = first
     if notify.on_success:
@@ -141,23 +142,51 @@ def _notify_states(states: dict[str, Any], spec: ProjectRunSpec, status: str, fi
 
 
 class _Builder:
+    """Renders Seq/Par blocks so that a failure stops only what depends on it, as in Airflow.
+
+    Airflow's all_success rule skips a failed step's descendants but lets independent steps
+    finish, then fails the run. A Parallel state whose branch fails would cancel its sibling
+    branches instead, so no failure is allowed to leave a branch: each step's wrapper catches
+    its own failure and ends its sequence (in a series-parallel graph the rest of a sequence
+    depends on it), each branch ends in `{"failed": true|false}`, and after a Parallel state
+    has let every branch finish, a Choice sends the run on to the failure path when any
+    branch failed. The failure notification and Fail come once, at the end.
+    """
+
     def __init__(self, spec: ProjectRunSpec) -> None:
         self.spec = spec
         self.parallel_count = 0
 
-    def chain(self, block: Block, states: dict[str, Any], next_state: str | None,
-              catch_to: str | None, top_level: bool) -> str:
-        """Add the block's states so that they end by going to next_state (None: End); return its start."""
+    def chain(self, block: Block, states: dict[str, Any], on_success: str, on_failure: str) -> str:
+        """Add the block's states: they go to on_success when all ran, else to on_failure; return the start."""
         items = list(block.items) if isinstance(block, Seq) else [block]
         names = [self._name(item) for item in items]
+        catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_failure}]
         for i, item in enumerate(items):
-            following = names[i + 1] if i + 1 < len(items) else next_state
-            state = self._state(item, names[i], catch_to if top_level else None)
-            if following is None:
-                state["End"] = True
-            else:
-                state["Next"] = following
-            states[names[i]] = state
+            following = names[i + 1] if i + 1 < len(items) else on_success
+            if isinstance(item, str):
+                states[names[i]] = {**self._step(self.spec.step(item)), "Catch": catch, "Next": following}
+                continue
+            assert isinstance(item, Par)
+            outcome = f"{names[i]}.outcome"
+            branches = []
+            for j, branch in enumerate(item.branches, start=1):
+                ok, failed = f"{names[i]}.branch-{j}.ok", f"{names[i]}.branch-{j}.failed"
+                branch_states: dict[str, Any] = {}
+                branch_start = self.chain(branch, branch_states, ok, failed)
+                branch_states[ok] = {"Type": "Pass", "Result": {"failed": False}, "End": True}
+                branch_states[failed] = {"Type": "Pass", "Result": {"failed": True}, "End": True}
+                branches.append({"StartAt": branch_start, "States": branch_states})
+            states[names[i]] = {
+                "Type": "Parallel", "Branches": branches,
+                "ResultSelector": {"failed.$": "States.ArrayContains($[*].failed, true)"},
+                "ResultPath": "$.outcome", "Catch": catch, "Next": outcome,
+            }
+            states[outcome] = {
+                "Type": "Choice", "Comment": "every branch has finished; did any step fail?",
+                "Choices": [{"Variable": "$.outcome.failed", "BooleanEquals": True, "Next": on_failure}],
+                "Default": following,
+            }
         return names[0]
 
     def _name(self, item: Block) -> str:
@@ -167,21 +196,6 @@ class _Builder:
             raise AssertionError("nested sequence")
         self.parallel_count += 1
         return f"esteira.parallel-{self.parallel_count}"
-
-    def _state(self, item: Block, name: str, catch_to: str | None) -> dict[str, Any]:
-        if isinstance(item, str):
-            state = self._step(self.spec.step(item))
-        else:
-            assert isinstance(item, Par)
-            branches = []
-            for branch in item.branches:
-                branch_states: dict[str, Any] = {}
-                start = self.chain(branch, branch_states, None, None, top_level=False)
-                branches.append({"StartAt": start, "States": branch_states})
-            state = {"Type": "Parallel", "Branches": branches, "ResultPath": None}
-        if catch_to is not None:
-            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to}]
-        return state
 
     def _step(self, step: StepRunSpec) -> dict[str, Any]:
         """The step's wrapper: one branch (task, exit-code check), retried as a whole."""
