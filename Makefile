@@ -28,7 +28,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 run: $(VENV)/.installed  ## run one project's DAG through local Airflow (PROJECT=recsys)
 	$(BIN)/airflow db migrate > /dev/null
 	$(BIN)/airflow dags test $(PROJECT)
-	@echo "esteira: $(PROJECT) ran end to end; its outputs are under .esteira/data/$(PROJECT)/"
+	@echo "esteira: $(PROJECT) ran end to end; its outputs are under .esteira/data/$(PROJECT)/<run date>/"
+	@echo "esteira: the model registry now (run it again for a new version and a gate decision):"
+	@MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/.esteira/mlflow.db $(BIN)/python -m ml_jobs.registry --model $(PROJECT) list
+	@echo "esteira: browse runs and models: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.esteira/mlflow.db"
 
 validate: $(VENV)/.installed  ## check every projects/*/config.yaml and say what is wrong
 	$(BIN)/python -m esteira validate

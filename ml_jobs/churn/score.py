@@ -1,0 +1,44 @@
+"""churn step 4: the churn probability of every active customer, from the champion model.
+
+Loads `models:/churn@champion` (resolved once to its version, which every row names) and
+flags customers at or above the at-risk threshold for the CRM team.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_jobs.churn import AT_RISK
+from ml_jobs.churn.features import SCHEMA
+from ml_jobs.errors import JobError
+from ml_jobs.runtime import StepContext, log, run_step
+
+
+def score(ctx: StepContext) -> dict[str, Any]:
+    customers = ctx.partition.read_table("customers.parquet", "extract_features", SCHEMA)
+    from ml_jobs import tracking
+
+    tracker = tracking.connect(ctx)
+    name = tracker.model_name
+    champion = tracking.champion(tracker.client, name)
+    if champion is None:
+        raise JobError(f"model {name} has no @champion: run select_best, or promote a version with "
+                       f"python -m ml_jobs.registry --model {name} promote VERSION")
+    kind = (champion.tags or {}).get("esteira.model_kind", "unknown")
+    log(f"score: models:/{name}@champion is version {champion.version} ({kind})")
+    probability = tracking.load_scorer(f"models:/{name}/{champion.version}")(customers)
+    predictions = customers[["user_id"]].assign(churn_probability=probability, at_risk=probability >= AT_RISK,
+                                                model_version=str(champion.version), run_date=ctx.run_date)
+    ctx.partition.write_table("predictions.parquet", predictions)
+    at_risk = int(predictions["at_risk"].sum())
+    log(f"score: {len(predictions)} customers, {at_risk} at risk")
+    return {"model": kind, "model_version": str(champion.version), "model_uri": f"models:/{name}@champion",
+            "customers": len(predictions), "at_risk": at_risk, "output": "predictions.parquet"}
+
+
+def main() -> None:
+    run_step("score", score)
+
+
+if __name__ == "__main__":
+    main()
