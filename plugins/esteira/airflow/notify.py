@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from esteira import notifications
@@ -18,8 +19,31 @@ from esteira.runspec import ProjectRunSpec, RunValue
 log = logging.getLogger("esteira")
 
 
-def render_message(project: str, env: str, status: str, dag_run: Any) -> str:
-    values = {RunValue.RUN_DATE: run_date(dag_run), RunValue.RUN_ID: dag_run.run_id}
+def run_identity(context: Context) -> tuple[str | None, str]:
+    """(RUN_DATE, RUN_ID) of the run a callback is about.
+
+    Airflow 3.3's DAG processor calls DAG callbacks with a minimal context `{dag, run_id, reason}`
+    when it has no task instance to attach (a deadlocked run, say): there is no `dag_run` then, and
+    the date comes from the run id Airflow generated (`scheduled__<ISO date>`), or is unknown
+    (null) for a run id someone chose. A failure must be notified even then.
+    """
+    dag_run = context.get("dag_run")
+    if dag_run is not None:
+        return run_date(dag_run), dag_run.run_id
+    run_id = str(context["run_id"])
+    _, sep, stamp = run_id.partition("__")
+    try:
+        when = datetime.fromisoformat(stamp) if sep else None
+    except ValueError:
+        when = None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None), run_id
+
+
+def render_message(project: str, env: str, status: str, context: Context) -> str:
+    date, run_id = run_identity(context)
+    values = {RunValue.RUN_DATE: date, RunValue.RUN_ID: run_id}
     fields = notifications.message_fields(project, env, status)
     # compact, like Step Functions' States.JsonToString: both orchestrators send the same bytes
     return json.dumps({k: values[v] if isinstance(v, RunValue) else v for k, v in fields.items()},
@@ -40,7 +64,7 @@ class RunNotifier:
             self.topic_arn = spec.project.names.sns_topic_arn(aws.region, aws.account_id)
 
     def __call__(self, context: Context) -> None:
-        message = render_message(self.project, self.env, self.status, context["dag_run"])
+        message = render_message(self.project, self.env, self.status, context)
         subject = notifications.subject(self.project, self.env, self.status)
         if self.topic_arn is None or self.placement is None:
             log.info("esteira notification (local backend, not published): %s %s", subject, message)
