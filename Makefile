@@ -11,7 +11,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
-.PHONY: setup test run lint validate bench help
+.PHONY: setup test run lint validate bench help airflow2 mwaa-bundle
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/'
 
@@ -39,10 +39,22 @@ validate: $(VENV)/.installed  ## check every projects/*/config.yaml and say what
 lint: $(VENV)/.installed  ## ruff
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed lint  ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+# pytest's exit code 5 means it collected no tests: a suite that tests nothing is a failure here.
+define PYTEST
+$(1) -m pytest $(2); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(2): that is a failure here"; exit 1; fi; \
 	exit $$rc
+endef
+
+test: $(VENV)/.installed lint airflow2  ## the whole test suite (what CI runs): ruff, tests/ (Airflow 3), tests_airflow2/ (Airflow 2.11)
+	$(call PYTEST,$(BIN)/python,tests)
+	$(call PYTEST,.venv-airflow2/bin/python,tests_airflow2)
+
+airflow2:  ## create/update .venv-airflow2/ (Airflow 2.11, MWAA's newest Airflow 2) for tests_airflow2/
+	bash scripts/setup-airflow2.sh
+
+mwaa-bundle: $(VENV)/.installed  ## build the MWAA bundle (dags/, plugins.zip, requirements.txt) under build/mwaa
+	$(BIN)/python -m esteira mwaa-bundle --out build/mwaa
 
 bench: $(VENV)/.installed  ## DAG-folder parse time, factory vs hand-written DAGs
 	$(BIN)/python benchmarks/dag_parse.py

@@ -1,4 +1,7 @@
-"""`python -m esteira validate`: check every project without Airflow, as CI or a pre-commit hook would."""
+"""`python -m esteira validate | mwaa-bundle`: check projects and package them, without Airflow.
+
+Both run where CI or a pre-commit hook does, with only the core installed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from esteira import mwaa
 from esteira.config import Project
 from esteira.discovery import discover
 from esteira.environments import ENV_NAMES, load_environments
@@ -13,54 +17,136 @@ from esteira.errors import ConfigError
 from esteira.runspec import Target, build_run_spec
 from esteira.settings import Settings
 
+EXIT_OK, EXIT_BAD = 0, 2
+_PROJECTS_HELP = "folder of <project>/config.yaml (default: ESTEIRA_PROJECTS_DIR, else the repo's projects/)"
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+_BUNDLE_LAYOUT = (
+    ("<out>/dags/esteira_dags.py", "the DAG file (one DAG per project)"),
+    (f"<out>/dags/{mwaa.PROJECTS_FOLDER}/", "the projects folder with its environments.yaml; esteira"),
+    ("", "finds it there on MWAA without ESTEIRA_PROJECTS_DIR"),
+    ("<out>/dags/.airflowignore", f"keeps the DAG processor out of {mwaa.PROJECTS_FOLDER}/"),
+    ("<out>/plugins.zip", "the esteira package (MWAA unpacks it onto Airflow's sys.path)"),
+    ("<out>/requirements.txt", "Airflow's --constraint line + esteira's run-time packages"),
+)
+_BUNDLE_DESCRIPTION = "\n".join([
+    "Build what an Amazon MWAA environment deploys from its S3 bucket, after checking every",
+    "project as `validate` does (nothing is written when one is invalid):",
+    "",
+    *(f"  {path:<34}{what}" for path, what in _BUNDLE_LAYOUT),
+    "",
+    "The output is byte-identical on re-runs. An existing <out> must hold only a previous bundle,",
+    "which is replaced whole (no stale file survives).",
+])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="python -m esteira",
         description="esteira: one config.yaml per ML project, rendered for Airflow and Step Functions.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True)
     val = sub.add_parser(
         "validate",
         help="check every projects/*/config.yaml and projects/environments.yaml",
         description="Load every project the DAG factory would load, and build its run spec for "
                     "each environment. Exit 0 when all are valid, 2 when any is not.",
     )
-    val.add_argument("--projects-dir", type=Path,
-                     help="folder of <project>/config.yaml (default: ESTEIRA_PROJECTS_DIR, "
-                          "else the repo's projects/)")
+    val.add_argument("--projects-dir", type=Path, help=_PROJECTS_HELP)
     val.add_argument("--environments", type=Path,
                      help="environments file (default: <projects-dir>/environments.yaml)")
-    args = parser.parse_args(argv)
+    bundle = sub.add_parser(
+        "mwaa-bundle",
+        help="build the dags/, plugins.zip and requirements.txt that Amazon MWAA deploys",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_BUNDLE_DESCRIPTION,
+        epilog="""\
+deploy (MWAA picks up plugins.zip and requirements.txt only when the environment is updated):
+  aws s3 sync <out>/dags s3://BUCKET/dags --delete
+  aws s3 cp <out>/plugins.zip s3://BUCKET/plugins.zip
+  aws s3 cp <out>/requirements.txt s3://BUCKET/requirements.txt
+  aws mwaa update-environment --name ENV --plugins-s3-object-version V1 --requirements-s3-object-version V2
+On MWAA steps run on ECS (ESTEIRA_BACKEND defaults to ecs there) in the AWS environment
+ESTEIRA_ENV names (default dev; set it in the environment's startup script).
+
+exit codes: 0 written; 2 invalid project or bad usage (nothing written).""",
+    )
+    bundle.add_argument("--out", type=Path, default=Path("build/mwaa"), metavar="DIR",
+                        help="output folder (default: build/mwaa)")
+    bundle.add_argument("--projects-dir", type=Path, metavar="DIR",
+                        help=_PROJECTS_HELP + "; its environments.yaml is shipped")
+    bundle.add_argument("--airflow-version", default=mwaa.DEFAULT_AIRFLOW_VERSION, metavar="X.Y.Z",
+                        help="the MWAA environment's Airflow release, for the constraints line "
+                             f"(default: {mwaa.DEFAULT_AIRFLOW_VERSION})")
+    bundle.add_argument("--python-version", default=mwaa.DEFAULT_PYTHON_VERSION, metavar="3.N",
+                        help=f"the MWAA environment's Python, for the constraints line "
+                             f"(default: {mwaa.DEFAULT_PYTHON_VERSION})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         settings = Settings.from_environ()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD
     projects_dir = args.projects_dir or settings.projects_dir
+    if args.command == "mwaa-bundle":
+        return _mwaa_bundle(args, projects_dir)
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
                                      else settings.environments_file)
-    failed = False
+    return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
+
+
+def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
+    """Load every project and build its run spec for every target; print each problem (file:line)."""
+    ok = True
     try:
         environments = load_environments(env_file)
         targets = [Target.local(environments)] + [Target.aws_env(environments, e) for e in ENV_NAMES]
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        failed, targets = True, []
+        ok, targets = False, []
     for item in discover(projects_dir):
         if not isinstance(item, Project):
             print(item.error, file=sys.stderr)
-            failed = True
+            ok = False
             continue
         try:
             for target in targets:
                 build_run_spec(item, target)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
-            failed = True
+            ok = False
             continue
-        print(f"ok  {item.name}: {len(item.steps)} steps ({item.source})")
-    return 2 if failed else 0
+        if not quiet:
+            print(f"ok  {item.name}: {len(item.steps)} steps ({item.source})")
+    return ok
+
+
+def _mwaa_bundle(args: argparse.Namespace, projects_dir: Path) -> int:
+    """Check the projects (the environments file shipped is the one in projects_dir), then build."""
+    try:
+        mwaa.check_versions(args.airflow_version, args.python_version)
+        if not projects_dir.is_dir():
+            raise mwaa.BundleError(f"--projects-dir {projects_dir}: no such folder")
+        if not _check_projects(projects_dir, projects_dir / "environments.yaml", quiet=True):
+            raise mwaa.BundleError(f"invalid project(s) under {projects_dir} (above); nothing written")
+        if not discover(projects_dir):
+            raise mwaa.BundleError(f"no projects under {projects_dir} (expected <project>/config.yaml)")
+        files = mwaa.build_bundle(args.out, projects_dir, airflow_version=args.airflow_version,
+                                  python_version=args.python_version)
+    except mwaa.BundleError as exc:
+        print(f"python -m esteira mwaa-bundle: error: {exc}", file=sys.stderr)
+        return EXIT_BAD
+    dags = [name for name in files if name.startswith(f"{mwaa.DAGS}/")]
+    print(f"wrote {args.out / mwaa.DAGS}/ ({len(dags)} files: esteira_dags.py, .airflowignore, "
+          f"{mwaa.PROJECTS_FOLDER}/)")
+    for name in (mwaa.PLUGINS_ZIP, mwaa.REQUIREMENTS):
+        print(f"wrote {args.out / name} ({len(files[name])} bytes)")
+    print(f"for Apache Airflow {args.airflow_version} on Python {args.python_version}; "
+          "see --help for the upload commands")
+    return EXIT_OK
 
 
 # `__package__` tells `python -m esteira` apart from a loader that imports this file by path

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# On MWAA, plugins.zip unpacks to <AIRFLOW_HOME>/plugins (so REPO_ROOT is <AIRFLOW_HOME>) and only
+# dags/ is synced besides it: the MWAA bundle ships the projects there (python -m esteira mwaa-bundle).
+BUNDLED_PROJECTS = REPO_ROOT / "dags" / "esteira_projects"
 BACKENDS = ("local", "ecs")
 
 
@@ -20,7 +23,8 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         environ = dict(os.environ if environ is None else environ)
-        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR") or REPO_ROOT / "projects")
+        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR")
+                        or (BUNDLED_PROJECTS if BUNDLED_PROJECTS.is_dir() else REPO_ROOT / "projects"))
         envfile = Path(environ.get("ESTEIRA_ENVIRONMENTS_FILE") or projects / "environments.yaml")
         # MWAA sets AIRFLOW_ENV_NAME; there steps run on ECS unless told otherwise.
         default_backend = "ecs" if environ.get("AIRFLOW_ENV_NAME") else "local"

@@ -1,25 +1,46 @@
-"""Airflow imports in one place, so that Airflow 2.10/2.11 (MWAA) can be supported here alone."""
+"""Airflow imports in one place: Airflow 3.x, and 2.10/2.11 (the Airflow 2 that MWAA runs).
+
+The version decides the import path, rather than trying Airflow 3's first: a name missing from
+`airflow.sdk` in some Airflow 3 must fail loudly, not fall back to the 2.x paths that Airflow 3
+still ships as deprecated shims. What else differs, and why nothing more is needed here
+(tests_airflow2/ checks each under Airflow 2.11):
+
+* `CronTriggerTimetable` (airflow.timetables.trigger in 2.x): in both, a run's logical date is
+  the cron instant, and `timezone=` takes an IANA name.
+* `task_display_name` exists since 2.9; `owner_links`, `is_paused_upon_creation`, `schedule=`
+  (a timetable or None) and `catchup` are DAG arguments in 2.10+ too (catchup is always passed:
+  its default is True in 2.x, False in 3.x).
+* `BaseNotifier` lives in airflow.notifications.basenotifier in 2.x; the amazon provider's
+  `SnsNotifier` and `EcsRunTaskOperator` import the same way in both.
+* RUN_DATE: `dag_run.logical_date` always exists in 2.x (Airflow 3 manual runs may have none, and
+  then templates.run_date falls back to `run_after`, which 2.x does not have nor need).
+* `dag.test()`: the tests pass `logical_date` in 3.x and `execution_date` in 2.x.
+"""
 
 from __future__ import annotations
 
-try:  # Airflow 3
-    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context, CronTriggerTimetable
+from airflow import __version__ as AIRFLOW_VERSION
+from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 
-    AIRFLOW_3 = True
-except ImportError:  # pragma: no cover - Airflow 2.10/2.11, exercised by the MWAA issue
+_MAJOR_MINOR = tuple(int(part) for part in AIRFLOW_VERSION.split(".")[:2])
+if _MAJOR_MINOR < (2, 10):  # pragma: no cover - shown as the DAG file's import error in the UI
+    raise ImportError(f"esteira's DAGs need Airflow 2.10 or later (MWAA runs 2.10, 2.11 and 3.x); "
+                      f"this is Airflow {AIRFLOW_VERSION}")
+AIRFLOW_3 = _MAJOR_MINOR >= (3, 0)
+
+if AIRFLOW_3:
+    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context, CronTriggerTimetable
+else:  # Airflow 2.10/2.11
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
     from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef,assignment]
 
-    AIRFLOW_3 = False
-
-from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
-from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
-
 __all__ = [
     "AIRFLOW_3",
+    "AIRFLOW_VERSION",
     "DAG",
     "BaseNotifier",
     "BaseOperator",
