@@ -11,7 +11,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
-.PHONY: setup test run lint validate bench help airflow2 mwaa-bundle
+.PHONY: setup test run lint validate bench help airflow2 e2e mwaa-bundle
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/'
 
@@ -46,9 +46,12 @@ $(1) -m pytest $(2); rc=$$?; \
 	exit $$rc
 endef
 
-test: $(VENV)/.installed lint airflow2  ## the whole test suite (what CI runs): ruff, tests/ (Airflow 3), tests_airflow2/ (Airflow 2.11)
-	$(call PYTEST,$(BIN)/python,tests)
+test: $(VENV)/.installed lint airflow2 e2e  ## the whole test suite (what CI runs): ruff, tests/ (Airflow 3, the local stack included), tests_airflow2/ (Airflow 2.11)
+	ESTEIRA_E2E_REQUIRED=1 $(call PYTEST,$(BIN)/python,tests)
 	$(call PYTEST,.venv-airflow2/bin/python,tests_airflow2)
+
+e2e: $(VENV)/.installed  ## what the local-stack test needs: Debian's postgresql and chromium (apt-get, as root), requirements-e2e.txt
+	bash scripts/setup-e2e.sh
 
 airflow2:  ## create/update .venv-airflow2/ (Airflow 2.11, MWAA's newest Airflow 2) for tests_airflow2/
 	bash scripts/setup-airflow2.sh

@@ -101,3 +101,23 @@ def test_run_date_is_the_logical_date_or_when_a_manual_run_was_asked_for() -> No
 
     manual = SimpleNamespace(logical_date=None, run_after=datetime(2026, 11, 20, 9, 30, tzinfo=ZoneInfo("America/Sao_Paulo")))
     assert run_date(manual) == "2026-11-20T12:30:00Z"
+
+
+def test_a_stack_points_the_local_steps_at_its_mlflow_server(projects_dir: Path) -> None:
+    """docker-compose.yaml sets ESTEIRA_LOCAL_MLFLOW_TRACKING_URI: every step logs to that server."""
+    base = {"ESTEIRA_PROJECTS_DIR": str(projects_dir), "ESTEIRA_BACKEND": "local"}
+    served = build_all(Settings.from_environ({**base, "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI": "http://mlflow:5000"}))
+    default = build_all(Settings.from_environ(base))
+    for dag_id in ("recsys", "churn"):
+        assert {t.env["MLFLOW_TRACKING_URI"] for t in served[dag_id].tasks} == {"http://mlflow:5000"}
+        assert {t.env["MLFLOW_TRACKING_URI"] for t in default[dag_id].tasks} == {
+            f"sqlite:///{(projects_dir.parent / 'home').resolve() / 'mlflow.db'}"}
+
+
+def test_a_bad_local_mlflow_uri_is_one_clear_error_dag(projects_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects_dir))
+    monkeypatch.setenv("ESTEIRA_LOCAL_MLFLOW_TRACKING_URI", "mlflow 5000")
+    dags = build_all()
+    assert list(dags) == ["esteira_settings_error"]
+    assert "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI='mlflow 5000' is not an MLflow tracking URI" in dags[
+        "esteira_settings_error"].doc_md

@@ -46,9 +46,10 @@ class Target:
     aws: AwsEnvironment | None
 
     @classmethod
-    def local(cls, environments: Environments) -> Target:
+    def local(cls, environments: Environments, mlflow_tracking_uri: str | None = None) -> Target:
+        """This machine; MLflow is the sqlite file under local.home unless a server is given."""
         local = environments.local
-        return cls("local", local.mlflow_tracking_uri, None, local.data_root, None)
+        return cls("local", mlflow_tracking_uri or local.mlflow_tracking_uri, None, local.data_root, None)
 
     @classmethod
     def aws_env(cls, environments: Environments, env: str) -> Target:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # dags/ is synced besides it: the MWAA bundle ships the projects there (python -m esteira mwaa-bundle).
 BUNDLED_PROJECTS = REPO_ROOT / "dags" / "esteira_projects"
 BACKENDS = ("local", "ecs")
+LOCAL_MLFLOW_VAR = "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI"
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Settings:
     environments_file: Path
     backend: str  # "local": steps are processes on this machine; "ecs": EcsRunTaskOperator
     env: str  # the AWS environment the ecs backend targets (dev, prd)
+    # the local backend's MLflow: by default the sqlite file under environments.yaml's local.home;
+    # a stack with an MLflow server (docker-compose.yaml) points the steps at it instead
+    local_mlflow_tracking_uri: str | None = None
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -34,4 +40,8 @@ class Settings:
         env = environ.get("ESTEIRA_ENV") or "dev"
         if env not in ("dev", "prd"):
             raise ValueError(f"ESTEIRA_ENV={env!r} is not one of dev, prd")
-        return cls(projects, envfile, backend, env)
+        mlflow_uri = environ.get(LOCAL_MLFLOW_VAR) or None
+        if mlflow_uri is not None and not _URI.match(mlflow_uri):
+            raise ValueError(f"{LOCAL_MLFLOW_VAR}={mlflow_uri!r} is not an MLflow tracking URI "
+                             "(e.g. http://mlflow:5000 or sqlite:////abs/path/mlflow.db)")
+        return cls(projects, envfile, backend, env, mlflow_uri)

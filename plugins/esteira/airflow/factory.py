@@ -67,7 +67,7 @@ def build_all(settings: Settings | None = None) -> dict[str, DAG]:
     target: Target | None = None
     try:
         environments = load_environments(settings.environments_file)
-        target = (Target.local(environments) if settings.backend == "local"
+        target = (Target.local(environments, settings.local_mlflow_tracking_uri) if settings.backend == "local"
                   else Target.aws_env(environments, settings.env))
     except ConfigError as exc:
         env_error = exc

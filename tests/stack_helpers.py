@@ -1,0 +1,315 @@
+"""Run the docker-compose stack's services as local processes on 127.0.0.1 (no Docker engine here).
+
+The compose file is the source of truth: the Airflow environment, the MLflow command, the
+PostgreSQL init SQL and the health checks are read from it and only re-addressed (container
+hostnames and ports -> 127.0.0.1 and free ports, container paths -> the repo and a temp dir),
+so the test proves the configuration a user gets from `docker compose up`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags this machine needs: no sandbox as root, and no background calls to the closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SETUP_HINT = "run scripts/setup-e2e.sh (PostgreSQL, Chromium, requirements-e2e.txt)"
+
+
+def missing_setup(what: str) -> None:
+    """Skip, saying what is missing; under `make test` (ESTEIRA_E2E_REQUIRED=1) fail instead, so CI
+    can never pass with the stack tests quietly skipped."""
+    message = f"missing {what}: {SETUP_HINT}"
+    if os.environ.get("ESTEIRA_E2E_REQUIRED") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compose file, read as the test needs it
+# ---------------------------------------------------------------------------------------------
+
+def load_compose() -> dict[str, Any]:
+    """docker-compose.yaml as plain data (YAML anchors and merge keys resolved)."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def env_example() -> dict[str, str]:
+    """The values .env.example documents: what `${VAR:-default}` becomes for a user who copied it."""
+    values: dict[str, str] = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
+
+
+def interpolate(text: str, values: Mapping[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and `$$`, as `docker compose` does them."""
+    def one(match: re.Match[str]) -> str:
+        name, op, default = match["name"], match["op"], match["default"] or ""
+        value = values.get(name)
+        if op and op.endswith("-") and not value:
+            return default
+        if op and op.endswith("?") and not value:
+            raise KeyError(f"{name} must be set: {default}")
+        return value or ""
+    return _VAR.sub(one, text.replace("$$", "\0")).replace("\0", "$")
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where each compose service lives on this machine, and the container paths it maps."""
+
+    postgres_port: int
+    mlflow_port: int
+    api_port: int
+    scheduler_health_port: int
+    airflow_home: Path
+    mlflow_artifacts: Path
+
+    def hosts(self) -> dict[str, str]:
+        return {
+            "postgres:5432": f"127.0.0.1:{self.postgres_port}",
+            "mlflow:5000": f"127.0.0.1:{self.mlflow_port}",
+            "airflow-apiserver:8080": f"127.0.0.1:{self.api_port}",
+            "localhost:8080": f"127.0.0.1:{self.api_port}",
+            "localhost:8974": f"127.0.0.1:{self.scheduler_health_port}",
+            "localhost:5000": f"127.0.0.1:{self.mlflow_port}",
+        }
+
+    def paths(self) -> dict[str, str]:
+        return {"/opt/esteira": str(REPO), "/opt/airflow": str(self.airflow_home),
+                "/mlflow/artifacts": str(self.mlflow_artifacts)}
+
+    def translate(self, text: str) -> str:
+        """A value from the compose file, re-addressed to this machine."""
+        for old, new in {**self.hosts(), **self.paths()}.items():
+            text = text.replace(old, new)
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A port nobody listens on now (the OS picks it; the small race is acceptable in a test)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               explain: Callable[[], str] = lambda: "") -> None:
+    """Poll `check` (fast at first, then every second) until it holds; fail with `explain()`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s\n{explain()}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def http_get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """(status, body); a refused connection is status 0, so pollers need no try/except."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+def http_json(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 30) -> Any:
+    """A JSON request that must succeed: the error message carries the server's answer."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {url} -> {exc.code}: {exc.read().decode(errors='replace')[:2000]}") from None
+
+
+@dataclass
+class Service:
+    """One long-running process of the stack, its output in a log file, stopped with its children."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"--- last lines of {self.name} ({self.log}) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole process group (api-server workers, task runners, MLflow's job runners)."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, deadline: float) -> None:
+        """Wait for the group leader until `deadline` (monotonic); then SIGKILL the group."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):  # leftovers of the group, if any
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@dataclass
+class Processes:
+    """Every process the stack started; `stop_all` ends them in reverse order, even after a failure."""
+
+    logs: Path
+    services: list[Service] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path | None = None) -> Service:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            # own session: the whole process tree (api-server workers, task runners) stops together
+            proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        service = Service(name, proc, log)
+        self.services.append(service)
+        return service
+
+    def check_alive(self) -> None:
+        dead = [s for s in self.services if not s.alive()]
+        if dead:
+            raise RuntimeError("stopped unexpectedly:\n" + "\n".join(s.tail() for s in dead))
+
+    def tails(self) -> str:
+        return "\n".join(s.tail() for s in self.services)
+
+    def stop_all(self, grace: float = 10) -> dict[str, float]:
+        """Stop every service at once (SIGTERM, then SIGKILL after `grace`); seconds each took."""
+        started = time.monotonic()
+        for service in reversed(self.services):
+            service.terminate()
+        took = {}
+        for service in reversed(self.services):
+            service.stop(started + grace)
+            took[service.name] = round(time.monotonic() - started, 1)
+        return took
+
+
+def run(argv: list[str], env: Mapping[str, str] | None = None, timeout: float = 300,
+        user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """A short command that must succeed; its output is in the error when it does not."""
+    if user and os.geteuid() == 0:
+        argv = ["runuser", "-u", user, "--", *argv]
+    done = subprocess.run(argv, env=None if env is None else dict(env), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (Debian's server, a throw-away cluster)
+# ---------------------------------------------------------------------------------------------
+
+def postgres_bin() -> Path | None:
+    """The newest Debian PostgreSQL server's bin folder, or None when the server is not installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else None
+
+
+@dataclass
+class Postgres:
+    """A private cluster in a temp dir on 127.0.0.1:port.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` user
+    (Debian's package creates it) and its commands run through runuser.
+    """
+
+    bindir: Path
+    root: Path
+    port: int
+    superuser_password: str = "postgres"
+    user: str | None = field(init=False, default=None)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": os.environ["PATH"], "PGPASSWORD": self.superuser_password, "LANG": "C.UTF-8"}
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            shutil.chown(self.root, self.user, self.user)
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.superuser_password + "\n")
+        if self.user:
+            shutil.chown(pwfile, self.user, self.user)
+        run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
+             f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"], env=self.env(), user=self.user)
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"),
+             "-o", options, "-w", "-t", "60", "start"], env=self.env(), user=self.user)
+
+    def psql(self, sql: str, database: str = "postgres") -> None:
+        """Run SQL as the superuser over TCP (as the compose init script runs it over the socket)."""
+        run([str(self.bindir / "psql"), "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "-d", database, "-c", sql], env=self.env())
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                    env=self.env(), user=self.user, timeout=60)
+
+    def log_tail(self, lines: int = 30) -> str:
+        log = self.root / "postgres.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return "--- postgres.log ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def shared_tempdir(prefix: str) -> Path:
+    """A temp dir outside pytest's root-only tmp tree, so the postgres user can use it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
