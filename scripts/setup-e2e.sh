@@ -4,7 +4,7 @@
 #     (the browser check; Playwright drives /usr/bin/chromium, it downloads no browser);
 #   * requirements-e2e.txt in .venv, pinned by constraints.txt.
 # Idempotent and quick when nothing changed: a stamp in .venv records what was installed.
-# Run as root (apt-get) after `make setup`.
+# Run after `make setup`; apt-get runs as root (through sudo when you are not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +29,11 @@ fi
 
 if [ ${#missing_debs[@]} -gt 0 ]; then
     echo "setup-e2e: apt-get install ${missing_debs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" > /dev/null
+    SUDO=()
+    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" > /dev/null
 fi
 
 # The server binaries live under /usr/lib/postgresql/<major>/bin; the test finds them there.

@@ -352,7 +352,7 @@ def test_test_workflow_runs_the_readme_test_command_and_the_drift_check() -> Non
     (job,) = wf["jobs"].values()
     assert job["permissions"] == {"contents": "read"}
     withs = {s["uses"].split("@")[0]: s.get("with", {}) for s in job["steps"] if "uses" in s}
-    assert withs["actions/setup-python"]["python-version"] == "3.11"
+    assert job["container"]["image"] == "python:3.11-bookworm"  # Debian + Python 3.11, as make test expects
     assert withs["actions/setup-node"]["node-version"] == "20"
     script = "\n".join(s.get("run", "") for s in job["steps"])
     assert "make test" in script
