@@ -1,65 +1,11 @@
-"""Test session set-up: a private Airflow home (sqlite) and helpers to make project folders.
+"""Test session set-up (Airflow 3): a private Airflow home and the project-folder fixtures.
 
-Airflow reads AIRFLOW_HOME when first imported, so it is set here, before any test imports it.
+Both live in session_fixtures, which tests_airflow2/ shares; it is imported first, before
+anything imports Airflow.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from session_fixtures import DAGS, PROJECTS, REPO, airflow_db, projects_dir, write_project
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-PROJECTS = REPO / "projects"
-DAGS = REPO / "dags"
-
-_HOME = Path(tempfile.mkdtemp(prefix="esteira-airflow-"))
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
-os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")  # as the Makefile and MWAA set it
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-for var in ("ESTEIRA_PROJECTS_DIR", "ESTEIRA_ENVIRONMENTS_FILE", "ESTEIRA_BACKEND", "ESTEIRA_ENV"):
-    os.environ.pop(var, None)
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
-    """An initialised Airflow metadata DB (sqlite), migrated once per session."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ.copy())
-    yield _HOME
-
-
-@pytest.fixture
-def projects_dir(tmp_path: Path) -> Path:
-    """A copy of the repo's projects whose local home (MLflow, data) is inside tmp_path."""
-    dest = tmp_path / "projects"
-    shutil.copytree(PROJECTS, dest)
-    env_file = dest / "environments.yaml"
-    env_file.write_text(env_file.read_text().replace("home: ../.esteira", "home: ../home"))
-    return dest
-
-
-@pytest.fixture
-def write_project(tmp_path: Path) -> Callable[[str, str], Path]:
-    """Write projects/<folder>/config.yaml (+ the repo's environments.yaml) under tmp_path."""
-    root = tmp_path / "projects"
-    root.mkdir(exist_ok=True)
-    shutil.copy(PROJECTS / "environments.yaml", root / "environments.yaml")
-
-    def write(folder: str, text: str) -> Path:
-        path = root / folder / "config.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    return write
+__all__ = ["DAGS", "PROJECTS", "REPO", "airflow_db", "projects_dir", "write_project"]

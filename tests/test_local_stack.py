@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from stack_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
