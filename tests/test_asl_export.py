@@ -265,3 +265,40 @@ def test_asl_export_never_imports_airflow(all_projects: Path, tmp_path: Path) ->
     result = subprocess.run([sys.executable, "-c", code, str(all_projects), str(tmp_path / "o")],
                             capture_output=True, text=True, env={**os.environ})
     assert result.returncode == 0, result.stderr
+
+
+def test_aws_size_limits_are_refused_with_the_step_and_the_limit(tmp_path: Path) -> None:
+    """ECS caps a RunTask's overrides at 8192 characters and Step Functions a definition at 1 MB:
+    a config past either is refused at export (exit 2, nothing written), not by AWS mid-deploy."""
+    import yaml
+
+    root = tmp_path / "projects"
+    root.mkdir()
+    shutil.copy(PROJECTS / "environments.yaml", root / "environments.yaml")
+    fat = yaml.safe_load(config_text("fat-env", {"a": [], "b": ["a"]}))
+    fat["batch"]["pipeline"]["steps"][1]["env_vars"] = {f"APP_BLOB_{i}": "x" * 3000 for i in range(3)}
+    # 200 steps, each inside ECS's limit, whose one command (a YAML alias: the file stays small)
+    # adds up to more than 1 MB of ASL
+    huge = yaml.safe_load(config_text("huge", {f"s{i}": None for i in range(200)}))
+    command = " ".join(["python -m jobs", *(["--flag-" + "y" * 40] * 130)])
+    for i, step in enumerate(huge["batch"]["pipeline"]["steps"]):
+        step["command"] = "COMMAND_ANCHOR" if i == 0 else "COMMAND_ALIAS"
+        step.update(retries=1, resources={"cpu": 1, "memory_gb": 2})
+    (root / "fat-env").mkdir()
+    (root / "fat-env" / "config.yaml").write_text(yaml.safe_dump(fat, sort_keys=False))
+    (root / "huge").mkdir()
+    (root / "huge" / "config.yaml").write_text(yaml.safe_dump(huge, sort_keys=False)
+                                               .replace("COMMAND_ANCHOR", f"&cmd '{command}'")
+                                               .replace("COMMAND_ALIAS", "*cmd"))
+
+    out = tmp_path / "out"
+    fat_run = export("fat-env", "--projects-dir", str(root), "--out", str(out))
+    assert fat_run.returncode == 2, fat_run.stderr
+    assert "batch.pipeline.steps[1]: the ECS overrides of this step (command + environment) take" in fat_run.stderr
+    assert "ECS accepts at most 8192" in fat_run.stderr
+    huge_run = export("huge", "--projects-dir", str(root), "--out", str(out))
+    assert huge_run.returncode == 2, huge_run.stderr
+    assert "Step Functions accepts at most 1048576" in huge_run.stderr
+    for result in (fat_run, huge_run):
+        assert "Traceback" not in result.stderr
+    assert not out.exists()
