@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml_jobs.errors import MlflowUnavailable
+from ml_jobs.errors import JobError, MlflowUnavailable
 from ml_jobs.runtime import StepContext, first_line
 
 for _name, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet",
@@ -209,3 +209,15 @@ def champion(client: MlflowClient, name: str) -> ModelVersion | None:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
+
+
+def champion_scorer(ctx: StepContext, made_by: str) -> tuple[ModelVersion, Callable[[pd.DataFrame], np.ndarray]]:
+    """What a scoring step needs: the champion version (resolved once, so every row can name it) and
+    its scorer. No champion is the user's to fix, and the error says how (`made_by` registers one)."""
+    tracker = connect(ctx)
+    name = tracker.model_name
+    version = champion(tracker.client, name)
+    if version is None:
+        raise JobError(f"model {name} has no @champion: run {made_by}, or promote a version with "
+                       f"python -m ml_jobs.registry --model {name} promote VERSION")
+    return version, load_scorer(f"models:/{name}/{version.version}")

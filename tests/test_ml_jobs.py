@@ -278,6 +278,17 @@ def test_an_unreachable_tracking_server_fails_a_step_in_seconds_with_exit_code_4
     assert time.monotonic() - started < 60
 
 
+def test_scoring_without_a_champion_says_how_to_get_one(recsys: Home, tmp_path: Path) -> None:
+    """A fresh MLflow (no model registered yet): score fails in one line that names the fix."""
+    fresh = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_step("ml_jobs.recsys.score", recsys.env("2026-11-20", MLFLOW_TRACKING_URI=fresh))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr  # (MLflow logs that it creates the fresh store's tables)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: score: model recsys has no @champion: run evaluate_and_register, or promote a version with "
+        "python -m ml_jobs.registry --model recsys promote VERSION")
+
+
 # --- the gate and the manual registry flow -------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from ml_jobs.churn import AT_RISK
 from ml_jobs.churn.features import SCHEMA
-from ml_jobs.errors import JobError
 from ml_jobs.runtime import StepContext, log, run_step
 
 
@@ -18,15 +17,11 @@ def score(ctx: StepContext) -> dict[str, Any]:
     customers = ctx.partition.read_table("customers.parquet", "extract_features", SCHEMA)
     from ml_jobs import tracking
 
-    tracker = tracking.connect(ctx)
-    name = tracker.model_name
-    champion = tracking.champion(tracker.client, name)
-    if champion is None:
-        raise JobError(f"model {name} has no @champion: run select_best, or promote a version with "
-                       f"python -m ml_jobs.registry --model {name} promote VERSION")
+    champion, scorer = tracking.champion_scorer(ctx, made_by="select_best")
+    name = champion.name
     kind = (champion.tags or {}).get("esteira.model_kind", "unknown")
     log(f"score: models:/{name}@champion is version {champion.version} ({kind})")
-    probability = tracking.load_scorer(f"models:/{name}/{champion.version}")(customers)
+    probability = scorer(customers)
     predictions = customers[["user_id"]].assign(churn_probability=probability, at_risk=probability >= AT_RISK,
                                                 model_version=str(champion.version), run_date=ctx.run_date)
     ctx.partition.write_table("predictions.parquet", predictions)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml_jobs.errors import JobError
 from ml_jobs.recsys import TOP_K
 from ml_jobs.recsys.features import SCHEMA
 from ml_jobs.runtime import StepContext, log, run_step
@@ -18,14 +17,10 @@ def score(ctx: StepContext) -> dict[str, Any]:
     candidates = ctx.partition.read_table("candidates.parquet", "extract_features", SCHEMA)
     from ml_jobs import tracking
 
-    tracker = tracking.connect(ctx)
-    name = tracker.model_name
-    champion = tracking.champion(tracker.client, name)
-    if champion is None:
-        raise JobError(f"model {name} has no @champion: run evaluate_and_register, or promote a version with "
-                       f"python -m ml_jobs.registry --model {name} promote VERSION")
+    champion, scorer = tracking.champion_scorer(ctx, made_by="evaluate_and_register")
+    name = champion.name
     log(f"score: models:/{name}@champion is version {champion.version}")
-    scores = tracking.load_scorer(f"models:/{name}/{champion.version}")(candidates)
+    scores = scorer(candidates)
     ranked = (candidates[["user_id", "vehicle_id"]].assign(score=scores)
               .sort_values(["user_id", "score", "vehicle_id"], ascending=[True, False, True]))
     ranked["rank"] = ranked.groupby("user_id").cumcount() + 1
