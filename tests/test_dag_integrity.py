@@ -6,35 +6,17 @@ Expectations are read from the YAML files with plain PyYAML, independently of es
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 
+from config_oracle import CONFIGS, ENVIRONMENTS, command, expected_edges
 from conftest import DAGS, PROJECTS
 from esteira.airflow.local_operator import LocalProcessOperator
-
-CONFIGS = {p.parent.name: yaml.safe_load(p.read_text()) for p in sorted(PROJECTS.glob("*/config.yaml"))}
-ENVIRONMENTS = yaml.safe_load((PROJECTS / "environments.yaml").read_text())
-
-
-def expected_edges(cfg: dict[str, Any]) -> set[tuple[str, str]]:
-    steps = cfg["batch"]["pipeline"]["steps"]
-    edges = set()
-    for i, step in enumerate(steps):
-        deps = step.get("depends_on", [steps[i - 1]["id"]] if i else [])
-        edges |= {(dep, step["id"]) for dep in deps}
-    return edges
-
-
-def command(step: dict[str, Any]) -> list[str]:
-    return shlex.split(step["command"]) if isinstance(step["command"], str) else step["command"]
 
 
 @pytest.fixture(scope="module", params=["local", "ecs"])

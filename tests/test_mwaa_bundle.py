@@ -16,16 +16,14 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from config_oracle import CONFIGS, expected_edges
 from conftest import PROJECTS, REPO
 from esteira.__main__ import main
 
 PACKAGE = REPO / "plugins" / "esteira"
-CONFIGS = {p.parent.name: yaml.safe_load(p.read_text()) for p in sorted(PROJECTS.glob("*/config.yaml"))}
 CONSTRAINTS = '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-{}/constraints-3.11.txt"'
 RUNTIME = {"apache-airflow-providers-amazon", "croniter", "email-validator", "pydantic", "pyyaml"}
 
@@ -72,14 +70,6 @@ def build(out: Path, *args: str) -> int:
 
 def files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def expected_edges(cfg: dict[str, Any]) -> list[list[str]]:
-    steps = cfg["batch"]["pipeline"]["steps"]
-    edges = set()
-    for i, step in enumerate(steps):
-        edges |= {(dep, step["id"]) for dep in step.get("depends_on", [steps[i - 1]["id"]] if i else [])}
-    return sorted([a, b] for a, b in edges)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -191,7 +181,7 @@ def test_the_bundled_dags_folder_loads_with_dagbag_from_the_bundle_alone(mwaa_ho
         dag = got["dags"][name]
         assert "esteira:config-error" not in dag["tags"], dag["doc_md"]
         assert dag["tasks"] == [s["id"] for s in cfg["batch"]["pipeline"]["steps"]]
-        assert dag["edges"] == expected_edges(cfg)
+        assert dag["edges"] == sorted([a, b] for a, b in expected_edges(cfg))
         assert dag["operators"] == ["EcsRunTaskOperator"]
         assert str(dags / "esteira_projects" / name / "config.yaml") in dag["doc_md"]
 

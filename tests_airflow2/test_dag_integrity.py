@@ -7,42 +7,21 @@ Both backends are parsed: `local`, and `ecs`, the default on MWAA.
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import airflow
 import pytest
-import yaml
 from airflow.models.dagbag import DagBag
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.serialization.serialized_objects import SerializedDAG
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from config_oracle import CONFIGS, command, expected_edges, steps
 from conftest import DAGS, PROJECTS
 from esteira.airflow import compat
 from esteira.airflow.local_operator import LocalProcessOperator
-
-CONFIGS = {p.parent.name: yaml.safe_load(p.read_text()) for p in sorted(PROJECTS.glob("*/config.yaml"))}
-
-
-def steps(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    return cfg["batch"]["pipeline"]["steps"]
-
-
-def expected_edges(cfg: dict[str, Any]) -> set[tuple[str, str]]:
-    """depends_on, or after the previous step in the list when it is omitted."""
-    edges = set()
-    for i, step in enumerate(steps(cfg)):
-        deps = step.get("depends_on", [steps(cfg)[i - 1]["id"]] if i else [])
-        edges |= {(dep, step["id"]) for dep in deps}
-    return edges
-
-
-def command(step: dict[str, Any]) -> list[str]:
-    return shlex.split(step["command"]) if isinstance(step["command"], str) else step["command"]
 
 
 @pytest.fixture(scope="module", params=["local", "ecs"])

@@ -14,11 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-import yaml
-
-from conftest import PROJECTS
-
-CONFIGS = {p.parent.name: yaml.safe_load(p.read_text()) for p in sorted(PROJECTS.glob("*/config.yaml"))}
+from config_oracle import CONFIGS
 
 PROBE = r"""
 import json, sys
