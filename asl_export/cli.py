@@ -21,8 +21,8 @@ from esteira.asl import render_state_machine, to_json
 from esteira.cloudformation import render_stack
 from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.discovery import LoadFailure, discover, project_files
-from esteira.environments import ENV_NAMES, load_environments
-from esteira.errors import ConfigError
+from esteira.environments import ENV_NAMES, Environments, load_environments
+from esteira.errors import ConfigError, unexpected_error
 from esteira.runspec import Target, build_run_spec
 from esteira.schedules import render_schedules
 from esteira.settings import Settings
@@ -75,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     projects_dir: Path = args.projects_dir or settings.projects_dir
     env_file = projects_dir / "environments.yaml" if args.projects_dir else settings.environments_file
     try:
-        target = Target.aws_env(load_environments(env_file), args.env)
+        target = Target.aws_env(_environments(env_file), args.env)
         projects = _load(projects_dir, args.projects, args.all)
         files, stacks = _render(projects, target, args.out)
-    except _Refused as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD
-    except ConfigError as exc:
+    except (_Refused, ConfigError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD
     if args.check:
@@ -120,6 +117,15 @@ def _usage(message: str) -> int:
     return EXIT_BAD
 
 
+def _environments(env_file: Path) -> Environments:
+    try:
+        return load_environments(env_file)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a config mistake never ends in a traceback
+        raise unexpected_error(env_file, exc) from None
+
+
 def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Project]:
     if everything:
         loaded = discover(projects_dir)
@@ -137,10 +143,13 @@ def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Projec
     problems: list[str] = []
     out: list[Project] = []
     for name in dict.fromkeys(names):
+        file = projects_dir / name / CONFIG_FILE
         try:
-            out.append(load_project(projects_dir / name / CONFIG_FILE))
+            out.append(load_project(file))
         except ConfigError as exc:
             problems.append(str(exc))
+        except Exception as exc:  # reported with the others, never a traceback
+            problems.append(str(unexpected_error(file, exc)))
     if problems:
         raise _Refused("\n".join(problems))
     return out
@@ -150,15 +159,33 @@ def _render(projects: list[Project], target: Target,
             out: Path) -> tuple[dict[Path, str], list[tuple[Project, dict[str, Any]]]]:
     files: dict[Path, str] = {}
     stacks: list[tuple[Project, dict[str, Any]]] = []
+    problems: list[str] = []
     for project in projects:
-        spec = build_run_spec(project, target)
-        folder = out / target.env / project.name
-        files[folder / STATE_MACHINE_FILE] = to_json(render_state_machine(spec))
-        files[folder / SCHEDULES_FILE] = json.dumps(render_schedules(spec), indent=2, ensure_ascii=False) + "\n"
-        stack = render_stack(spec)
-        stacks.append((project, stack))
-        files[folder / STACK_FILE] = json.dumps(stack, indent=2, ensure_ascii=False) + "\n"
+        try:
+            rendered = _render_project(project, target, out)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # every project is rendered and reported; nothing written
+            problems.append(str(unexpected_error(project.source, exc)))
+            continue
+        files |= rendered[0]
+        stacks.append((project, rendered[1]))
+    if problems:
+        raise _Refused("\n".join(problems))
     return files, stacks
+
+
+def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[Path, str], dict[str, Any]]:
+    spec = build_run_spec(project, target)
+    folder = out / target.env / project.name
+    stack = render_stack(spec)
+    files = {
+        folder / STATE_MACHINE_FILE: to_json(render_state_machine(spec)),
+        folder / SCHEDULES_FILE: json.dumps(render_schedules(spec), indent=2, ensure_ascii=False) + "\n",
+        folder / STACK_FILE: json.dumps(stack, indent=2, ensure_ascii=False) + "\n",
+    }
+    return files, stack
 
 
 def _check(files: dict[Path, str]) -> int:

@@ -131,7 +131,7 @@ CASES: list[tuple[str, Callable[[str], str], str, str, int | None]] = [
     ("uppercase-project", sub("project_name: demo", "project_name: Demo"), "project_name",
      "lower-case letters", 1),
     ("project-name-too-long", sub("project_name: demo", f"project_name: {'d' * 60}"), "project_name",
-     "EventBridge schedule name", 1),
+     "EventBridge schedule", 1),
     ("shell-in-command", sub('"python steps/score.py"', '"python steps/score.py && rm -rf /tmp/x"'),
      "batch.pipeline.steps[1].command", "commands run without a shell", 29),
     ("unbalanced-quote", sub('"python steps/score.py"', "'python \"steps/score.py'"),

@@ -13,7 +13,7 @@ from esteira import mwaa
 from esteira.config import Project
 from esteira.discovery import discover
 from esteira.environments import ENV_NAMES, load_environments
-from esteira.errors import ConfigError
+from esteira.errors import ConfigError, unexpected_error
 from esteira.runspec import Target, build_run_spec
 from esteira.settings import Settings
 
@@ -107,6 +107,9 @@ def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         ok, targets = False, []
+    except Exception as exc:  # reported like any config mistake, never a traceback
+        print(unexpected_error(env_file, exc), file=sys.stderr)
+        ok, targets = False, []
     for item in discover(projects_dir):
         if not isinstance(item, Project):
             print(item.error, file=sys.stderr)
@@ -117,6 +120,10 @@ def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
                 build_run_spec(item, target)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
+            ok = False
+            continue
+        except Exception as exc:  # one project's failure is reported, the others go on
+            print(unexpected_error(item.source, exc), file=sys.stderr)
             ok = False
             continue
         if not quiet:

@@ -5,6 +5,7 @@ Checks that span fields live here and are all reported together, each with its l
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,9 @@ from esteira.validation import validate_document
 from esteira.yaml_source import YamlDocument, load_yaml
 
 CONFIG_FILE = "config.yaml"
+# Dates every consumer can hold in any time zone: datetime overflows near years 1 and 9999 once a
+# zone's offset is applied (Airflow's DAG, EventBridge's StartDate), and nothing runs before 1970.
+START_DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))
 _STEPS = ("batch", "pipeline", "steps")
 
 
@@ -103,10 +107,13 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
         add(f"project_name {config.project_name!r} differs from its folder {folder!r}; "
             f"they must be equal (rename the folder or set project_name: {folder}) so that "
             "two folders can never deploy to the same state machine", "project_name")
-    for message in name_problems(config.project_name, config.version):
-        add(message, "version" if "image tag" in message else "project_name")
+    for name_field, message in name_problems(config.project_name, config.version):
+        add(message, name_field)
 
     sched = config.schedule
+    if sched.start_date is not None and not START_DATE_RANGE[0] <= sched.start_date <= START_DATE_RANGE[1]:
+        add(f"start_date {sched.start_date} is out of range; use a date from {START_DATE_RANGE[0]} to "
+            f"{START_DATE_RANGE[1]} (the first run's date, in schedule.timezone)", "schedule", "start_date")
     if sched.catchup and sched.start_date is None:
         add("catchup: true needs a start_date to catch up from (e.g. start_date: 2026-01-01)",
             "schedule", "catchup")

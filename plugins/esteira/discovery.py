@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from esteira.config import CONFIG_FILE, Project, load_project
-from esteira.errors import ConfigError, Problem
+from esteira.errors import ConfigError, Problem, unexpected_error
 
 
 @dataclass(frozen=True)
@@ -41,4 +41,6 @@ def discover(projects_dir: Path) -> list[Project | LoadFailure]:
             out.append(load_project(file))
         except ConfigError as exc:
             out.append(LoadFailure(file.parent.name, exc))
+        except Exception as exc:  # whatever breaks one project must not hide the others
+            out.append(LoadFailure(file.parent.name, unexpected_error(file, exc)))
     return out

@@ -49,3 +49,13 @@ class ConfigError(Exception):
             where = f"{self.file}:{p.line}" if p.line else f"{self.file}"
             lines.append(f"  {where}: {p.location()}: {p.message}")
         return "\n".join(lines)
+
+
+def unexpected_error(file: Path | str, exc: BaseException) -> ConfigError:
+    """A failure no check of ours foresaw (a library's own ValueError, a RecursionError...), as the
+    same ConfigError the user sees for every other mistake: the project is reported, never lost,
+    and the others are unaffected."""
+    detail = " ".join(str(exc).split())[:500] or "(no message)"
+    return ConfigError(file, [Problem(
+        f"esteira could not build this project: {type(exc).__name__}: {detail}. The config is the "
+        "likely cause; if it looks valid, report this message to the esteira maintainers")])

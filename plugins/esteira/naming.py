@@ -59,22 +59,26 @@ RULES: tuple[NameRule, ...] = (
              "letters, digits and '-' (no '_')"),
     NameRule("dag_id", "Airflow DAG id", "{project}", re.compile(r"^[A-Za-z0-9_.-]+$"), 250,
              "letters, digits, '.', '-' and '_'"),
+    # the DAG's tags (esteira.airflow.dag_builder); Airflow refuses a tag over 100 characters
+    NameRule("project_tag", "Airflow DAG tag", "project:{project}", re.compile(r"^.+$"), 100, "any text"),
+    NameRule("version_tag", "Airflow DAG tag", "version:{version}", re.compile(r"^.+$"), 100, "any text"),
 )
 
 
 _BY_KEY = {rule.key: rule for rule in RULES}
 
 
-def name_problems(project: str, version: str) -> list[str]:
-    """Why the derived names of this project would be refused by AWS or Airflow, if they would."""
+def name_problems(project: str, version: str) -> list[tuple[str, str]]:
+    """(field, why) for each derived name of this project AWS or Airflow would refuse."""
     out = []
     for rule in RULES:
         name = rule.render(project=project, version=version)
+        field = "version" if "{version}" in rule.template else "project_name"
         if len(name) > rule.max_len:
-            out.append(f"the {rule.resource} name {name!r} is {len(name)} characters; "
-                       f"AWS allows at most {rule.max_len}")
+            out.append((field, f"the {rule.resource} {name!r} is {len(name)} characters; "
+                               f"at most {rule.max_len} are allowed"))
         elif not rule.pattern.match(name):
-            out.append(f"the {rule.resource} name {name!r} may only hold {rule.allowed}")
+            out.append((field, f"the {rule.resource} {name!r} may only hold {rule.allowed}"))
     return out
 
 

@@ -5,6 +5,12 @@ because no YAML library does all of what a config contract needs at once: line n
 every field path, duplicate keys as errors (PyYAML silently keeps the last one), a bound on
 alias expansion (a "billion laughs" file is 1 KB on disk and gigabytes in memory), and the
 source text of unquoted scalars so that `version: 1.10` can be reported as "quote it".
+
+A first pass over the parser's events (the C parser is iterative and stops at once) refuses
+what must never reach the composer: explicit tags (`!!binary`, `!foo`: a config is plain data)
+and nesting deeper than MAX_DEPTH. libyaml's composer recurses in C, so a file nested a few
+thousand levels deep crashes the whole process (a segmentation fault, not an exception): one
+such config would take every DAG of the DAG file down with it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ except ImportError:  # pragma: no cover - libyaml is in the pinned wheels
 
 MAX_FILE_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 20_000
+MAX_DEPTH = 64  # a config.yaml needs 8 levels; environments.yaml 5
+_OPEN_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_TAGGED_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -61,6 +71,7 @@ class _Converter:
         self.problems: list[Problem] = []
         self.expanded = 0
         self.active: set[int] = set()
+        self.depth = 0  # of expansion, aliases and merge keys included: they nest past MAX_DEPTH
 
     def fail(self, message: str, path: Path_, node: Node) -> None:
         self.problems.append(Problem(message, path, node.start_mark.line + 1))
@@ -73,11 +84,16 @@ class _Converter:
         if isinstance(node, ScalarNode):
             if node.tag != _STR_TAG and not node.style:  # plain (unquoted)
                 self.raw[path] = node.value
-            return self.constructor.construct_object(node)
+            return self.scalar(node, path)
         if id(node) in self.active:
             self.fail("an alias refers to itself (recursive anchor); expand it by hand", path, node)
             return None
+        if self.depth >= MAX_DEPTH:
+            self.fail(f"nested more than {MAX_DEPTH} levels deep once aliases are expanded; "
+                      "write the nested parts out", path, node)
+            return None
         self.active.add(id(node))
+        self.depth += 1
         try:
             if isinstance(node, SequenceNode):
                 return tuple(self.convert(item, (*path, i)) for i, item in enumerate(node.value))
@@ -85,8 +101,21 @@ class _Converter:
                 return self.mapping(node, path)
         finally:
             self.active.discard(id(node))
+            self.depth -= 1
         self.fail(f"unsupported YAML node {node.tag}", path, node)  # pragma: no cover
         return None
+
+    def scalar(self, node: ScalarNode, path: Path_) -> Any:
+        """A plain scalar YAML resolves to a date, time or number it cannot build is an error here,
+        with its line (PyYAML raises ValueError for `2026-02-30` and a timestamp whose offset
+        overflows), not an exception that escapes the loader."""
+        try:
+            return self.constructor.construct_object(node)
+        except (ValueError, OverflowError, yaml.YAMLError) as exc:
+            kind = node.tag.rsplit(":", 1)[-1]
+            self.fail(f"YAML reads the unquoted {node.value!r} as a {kind}, and it is not a valid one "
+                      f"({exc}); fix it, or quote it to keep it as text: \"{node.value}\"", path, node)
+            return node.value
 
     def mapping(self, node: MappingNode, path: Path_) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -106,7 +135,7 @@ class _Converter:
             if not isinstance(key_node, ScalarNode):
                 self.fail("mapping keys must be plain scalars", path, key_node)
                 continue
-            key = self.constructor.construct_object(key_node)
+            key = self.scalar(key_node, path)
             try:
                 hash(key)
             except TypeError:  # pragma: no cover - scalars are hashable
@@ -137,19 +166,49 @@ class _TooLarge(Exception):
         self.node = node
 
 
-def load_yaml(file: Path) -> YamlDocument:
-    """Parse one YAML file; every failure is a ConfigError naming the file and line."""
+def _read(file: Path) -> bytes:
+    """The file's bytes; one over MAX_FILE_BYTES is refused before it is read whole."""
     try:
-        raw = file.read_bytes()
+        with open(file, "rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(file, [Problem(f"cannot read file: {exc.strerror or exc}")]) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(file, [Problem(f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")])
+        raise ConfigError(file, [Problem(f"file is over {MAX_FILE_BYTES} bytes (the limit); a config "
+                                         "this large is a mistake (a generated or pasted file?)")])
+    return raw
+
+
+def _screen(text: str) -> Problem | None:
+    """The first explicit tag or over-deep nesting in the event stream, before composing."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, _TAGGED_EVENTS) and event.tag is not None:
+            line = event.start_mark.line + 1
+            return Problem(f"explicit YAML tag {event.tag!r}: config files hold plain values only "
+                           "(text, numbers, booleans, lists, mappings); remove the tag, and quote the "
+                           "value if it must stay text", (), line)
+        if isinstance(event, _OPEN_EVENTS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Problem(f"nested more than {MAX_DEPTH} levels deep; a config needs a handful",
+                               (), event.start_mark.line + 1)
+        elif isinstance(event, _CLOSE_EVENTS):
+            depth -= 1
+    return None
+
+
+def load_yaml(file: Path) -> YamlDocument:
+    """Parse one YAML file; every failure is a ConfigError naming the file and line."""
+    raw = _read(file)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(file, [Problem(f"not valid UTF-8 (byte {exc.start})")]) from None
     try:
+        screened = _screen(text)
+        if screened is not None:
+            raise ConfigError(file, [screened])
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

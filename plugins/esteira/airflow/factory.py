@@ -3,11 +3,14 @@
 A project whose config (or environments.yaml) is broken becomes a paused placeholder DAG
 under the folder's name: its task fails with the error, its docs show the error, and it is
 tagged `esteira:config-error`, so the mistake is visible in the Airflow UI instead of lost
-in the processor's log.
+in the processor's log. "Broken" means anything that goes wrong while loading or building
+that one project, not only the mistakes esteira's checks know: an exception that escaped
+here would abort the DAG file and Airflow would drop every esteira DAG at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import datetime
@@ -17,7 +20,7 @@ from esteira.airflow.dag_builder import build_dag
 from esteira.config import Project
 from esteira.discovery import LoadFailure, discover
 from esteira.environments import load_environments
-from esteira.errors import ConfigError
+from esteira.errors import ConfigError, unexpected_error
 from esteira.runspec import Target, build_run_spec
 from esteira.settings import Settings
 
@@ -38,12 +41,19 @@ class ConfigErrorOperator(BaseOperator):
         raise ValueError(f"this project's config is invalid; fix it and the DAG returns:\n{self.error}")
 
 
-def error_dag(folder: str, error: ConfigError | ValueError) -> DAG:
-    dag_id = folder if re.fullmatch(r"[A-Za-z0-9_.-]{1,250}", folder) else (
-        "esteira_config_error__" + re.sub(r"[^A-Za-z0-9_.-]", "_", folder))[:250]
+def error_dag_id(folder: str) -> str:
+    """The folder's name when it is a valid DAG id; else a sanitised id made unique by a hash of
+    the name, so two broken folders ("a b", "a.b"...) never share one DAG and hide each other."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,250}", folder):
+        return folder
+    digest = hashlib.sha1(folder.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"esteira_config_error__{re.sub(r'[^A-Za-z0-9_.-]', '_', folder)[:200]}__{digest}"
+
+
+def error_dag(folder: str, error: Exception, dag_id: str | None = None) -> DAG:
     text = str(error)
     dag = DAG(
-        dag_id=dag_id,
+        dag_id=dag_id or error_dag_id(folder),
         description="esteira: config error - see the DAG docs",
         doc_md=f"## This project's config is invalid\n\n```\n{text}\n```\n",
         schedule=None,
@@ -56,7 +66,7 @@ def error_dag(folder: str, error: ConfigError | ValueError) -> DAG:
 
 
 def build_all(settings: Settings | None = None) -> dict[str, DAG]:
-    """{dag_id: DAG} for every project folder, good or broken."""
+    """{dag_id: DAG} for every project folder, good or broken; never raises for one project."""
     try:
         settings = settings or Settings.from_environ()
     except ValueError as exc:  # a bad ESTEIRA_* variable breaks every project alike
@@ -71,20 +81,33 @@ def build_all(settings: Settings | None = None) -> dict[str, DAG]:
                   else Target.aws_env(environments, settings.env))
     except ConfigError as exc:
         env_error = exc
+    except Exception as exc:  # see the module docstring
+        env_error = unexpected_error(settings.environments_file, exc)
     dags: dict[str, DAG] = {}
     for item in loaded:
-        if isinstance(item, Project) and target is not None:
-            try:
-                dag = build_dag(build_run_spec(item, target))
-            except ConfigError as exc:
-                item = LoadFailure(item.directory.name, exc)
-            else:
-                dags[dag.dag_id] = dag
-                continue
         if isinstance(item, Project):
-            assert env_error is not None
-            item = LoadFailure(item.directory.name, env_error)
+            item = _build(item, target, env_error, dags)
+            if item is None:
+                continue
         log.error("esteira: project %s not loaded:\n%s", item.folder, item.error)
-        dag = error_dag(item.folder, item.error)
-        dags[dag.dag_id] = dag
+        dag_id = error_dag_id(item.folder)
+        if dag_id in dags:  # only a folder named like another's sanitised id gets here
+            dag_id = f"{dag_id}__{len(dags)}"
+        dags[dag_id] = error_dag(item.folder, item.error, dag_id)
     return dags
+
+
+def _build(project: Project, target: Target | None, env_error: ConfigError | None,
+           dags: dict[str, DAG]) -> LoadFailure | None:
+    """Add the project's DAG to `dags`, or say why it cannot be built."""
+    if target is None:
+        assert env_error is not None
+        return LoadFailure(project.directory.name, env_error)
+    try:
+        dag = build_dag(build_run_spec(project, target))
+    except ConfigError as exc:
+        return LoadFailure(project.directory.name, exc)
+    except Exception as exc:  # Airflow's own refusals, or anything else: see above
+        return LoadFailure(project.directory.name, unexpected_error(project.source, exc))
+    dags[dag.dag_id] = dag
+    return None
