@@ -2,21 +2,20 @@
 `--check` for drift in CI, `--deploy` to create or update the stacks.
 
 Exit codes: 0 done (or no drift, or nothing to deploy), 1 `--check` found drift or a deploy
-failed, 2 bad config or bad usage. Everything is rendered before anything is written or
-deployed, so a bad project leaves no half export and deploys nothing.
+failed, 2 bad config or bad usage, 3 the output could not be written or read (I/O). Everything
+is rendered before anything is written or deployed, so a bad project leaves no half export and
+deploys nothing; each project's files are then replaced together (asl_export.output_tree).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from asl_export.output_tree import OutputError, check, write_project
 from esteira.asl import render_state_machine, to_json
 from esteira.cloudformation import render_stack
 from esteira.config import CONFIG_FILE, Project, load_project
@@ -27,7 +26,7 @@ from esteira.runspec import Target, build_run_spec
 from esteira.schedules import render_schedules
 from esteira.settings import Settings
 
-EXIT_OK, EXIT_DRIFT, EXIT_BAD = 0, 1, 2
+EXIT_OK, EXIT_DRIFT, EXIT_BAD, EXIT_IO = 0, 1, 2, 3
 EXIT_FAILED = 1  # a deploy that did not finish
 STATE_MACHINE_FILE = "state_machine.asl.json"
 SCHEDULES_FILE = "schedules.json"
@@ -43,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
                     f"stack holding every resource the project runs on ({STACK_FILE}); optionally "
                     "deploy that stack.",
         epilog="exit codes: 0 written (with --check: up to date; with --deploy: deployed or no changes); "
-               "1 --check found drift, or a deploy failed; 2 invalid config or bad usage. "
+               "1 --check found drift (a changed, missing, stray or stale file), or a deploy failed; "
+               "2 invalid config or bad usage (nothing written); 3 the output folder could not be written "
+               "or read (each project's files are all replaced or none are). "
                "Examples: python -m asl_export recsys --env prd --check; "
                "python -m asl_export --all --env dev --deploy (needs AWS credentials for dev's account)",
     )
@@ -77,13 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = Target.aws_env(_environments(env_file), args.env)
         projects = _load(projects_dir, args.projects, args.all)
-        files, stacks = _render(projects, target, args.out)
+        rendered = _render(projects, target, args.out)
     except (_Refused, ConfigError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD
-    if args.check:
-        return _check(files)
-    _write(files)
+    try:
+        if args.check:
+            return _check(rendered, args.out / target.env, everything=args.all, projects_dir=projects_dir)
+        for _project, files, _stack in rendered:
+            for path in write_project(files):
+                print(f"wrote {path}")
+    except OutputError as exc:
+        print(f"python -m asl_export: error: {exc}", file=sys.stderr)
+        return EXIT_IO
+    except OSError as exc:
+        print(f"python -m asl_export: error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_IO
+    stacks = [(project, stack) for project, _files, stack in rendered]
     return _deploy(stacks, target) if args.deploy else EXIT_OK
 
 
@@ -155,25 +166,26 @@ def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Projec
     return out
 
 
-def _render(projects: list[Project], target: Target,
-            out: Path) -> tuple[dict[Path, str], list[tuple[Project, dict[str, Any]]]]:
-    files: dict[Path, str] = {}
-    stacks: list[tuple[Project, dict[str, Any]]] = []
+Rendered = list[tuple[Project, dict[Path, str], dict[str, Any]]]
+
+
+def _render(projects: list[Project], target: Target, out: Path) -> Rendered:
+    """(project, {path: text}, stack) of every project; refuses all if any fails."""
+    rendered: Rendered = []
     problems: list[str] = []
     for project in projects:
         try:
-            rendered = _render_project(project, target, out)
+            files, stack = _render_project(project, target, out)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
         except Exception as exc:  # every project is rendered and reported; nothing written
             problems.append(str(unexpected_error(project.source, exc)))
             continue
-        files |= rendered[0]
-        stacks.append((project, rendered[1]))
+        rendered.append((project, files, stack))
     if problems:
         raise _Refused("\n".join(problems))
-    return files, stacks
+    return rendered
 
 
 def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[Path, str], dict[str, Any]]:
@@ -188,31 +200,12 @@ def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[P
     return files, stack
 
 
-def _check(files: dict[Path, str]) -> int:
-    drift = 0
-    for path, text in files.items():
-        current = path.read_text() if path.is_file() else None
-        if current == text:
-            print(f"up to date  {path}")
-            continue
-        drift += 1
-        if current is None:
-            print(f"missing     {path}")
-        else:
-            sys.stdout.writelines(difflib.unified_diff(
-                current.splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=f"{path} (on disk)", tofile=f"{path} (from config)"))
+def _check(rendered: Rendered, env_out: Path, *, everything: bool, projects_dir: Path) -> int:
+    files = {path: text for _project, project_files, _stack in rendered for path, text in project_files.items()}
+    folders = sorted({path.parent for path in files})
+    known = {f.parent.name for f in project_files(projects_dir)}
+    drift = check(files, folders, env_out if everything else None, known)
     if drift:
         print(f"{drift} file(s) differ from the configs; run without --check to update them", file=sys.stderr)
         return EXIT_DRIFT
-    return EXIT_OK
-
-
-def _write(files: dict[Path, str]) -> int:
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, path)  # atomic: a reader never sees half a file
-        print(f"wrote {path}")
     return EXIT_OK
