@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -66,6 +67,11 @@ def env_example() -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+def user_dotenv() -> dict[str, str]:
+    """A user's .env as the README makes it: .env.example with a generated JWT secret."""
+    return {**env_example(), "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(64)}
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")

@@ -46,6 +46,7 @@ from stack_helpers import (
     postgres_bin,
     run,
     shared_tempdir,
+    user_dotenv,
     wait_until,
 )
 
@@ -101,6 +102,28 @@ def test_compose_file_loads_in_docker_compose_itself(tmp_path: Path) -> None:
     bad.write_text((REPO / "docker-compose.yaml").read_text().replace("  postgres:\n    image:", "  postgres:\n    imagee:", 1))
     done = subprocess.run([str(COMPOSE_BINARY), "-f", str(bad), "config", "-q"], capture_output=True, text=True)
     assert done.returncode != 0 and "imagee" in done.stderr
+
+
+@pytest.mark.parametrize(("secret", "refused"), [("", True), ("esteira-local-jwt-secret-change-me", True),
+                                                 ("x" * 63, True), ("x" * 64, False)])
+def test_the_stack_refuses_to_start_with_a_jwt_secret_under_64_bytes(tmp_path: Path, secret: str, refused: bool) -> None:
+    """airflow-init's own script (every Airflow service waits for it) with the user's .env values."""
+    init = load_compose()["services"]["airflow-init"]
+    script = interpolate(init["command"][-1], {**env_example(), "AIRFLOW_JWT_SECRET": secret})
+    env = {k: interpolate(str(v), {"AIRFLOW_JWT_SECRET": secret}) for k, v in init["environment"].items()}
+    fake_bin = tmp_path / "bin"  # `airflow` stands for the real one here: the check must come first
+    fake_bin.mkdir()
+    (fake_bin / "airflow").write_text("#!/bin/sh\necho migrated\nexit 0\n")
+    (fake_bin / "airflow").chmod(0o755)
+    env |= {"PATH": f"{fake_bin}:{Path(sys.executable).parent}:/usr/bin:/bin", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "p.json")}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    if refused:
+        assert done.returncode == 1 and "migrated" not in done.stdout
+        assert f"AIRFLOW_JWT_SECRET is {len(secret)} bytes; Airflow needs at least 64" in done.stderr
+        assert "secrets.token_urlsafe(64)" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert "migrated" in done.stdout
 
 
 def test_compose_images_match_the_requirements_pins() -> None:
@@ -226,7 +249,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     addr.mlflow_artifacts.mkdir()
     compose = load_compose()
     services = compose["services"]
-    values = env_example()
+    values = user_dotenv()
     processes = Processes(logs)
     postgres = Postgres(postgres_bin(), pg_root, addr.postgres_port)  # type: ignore[arg-type]
     try:
@@ -360,7 +383,7 @@ def recsys_run(stack: LocalStack) -> RecsysRun:
 def test_compose_health_checks_pass_on_the_local_stack(stack: LocalStack) -> None:
     """The health checks the compose file declares, run against the local services."""
     services = stack.compose["services"]
-    values = env_example()
+    values = user_dotenv()
     env = {**stack.airflow_env, "PGHOST": "127.0.0.1", "PGPORT": str(stack.addr.postgres_port)}
     checked = []
     for name in ("postgres", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
