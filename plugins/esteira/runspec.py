@@ -33,6 +33,13 @@ class RunValue(enum.Enum):
 
 EnvValue = str | RunValue
 Resolver = Callable[[RunValue], str]
+# How a renderer writes a config's literal value: as is, except where the target would otherwise
+# interpret it (Airflow renders template fields with Jinja: esteira.airflow.templates.literal).
+Literal = Callable[[str], str]
+
+
+def as_is(value: str) -> str:
+    return value
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,14 @@ class StepRunSpec:
     retry_delay_seconds: int
     timeout_seconds: int
 
-    def env(self, resolve: Resolver) -> dict[str, str]:
-        return {k: resolve(v) if isinstance(v, RunValue) else v for k, v in self.environment}
+    def env(self, resolve: Resolver, literal: Literal = as_is) -> dict[str, str]:
+        return {k: resolve(v) if isinstance(v, RunValue) else literal(v) for k, v in self.environment}
 
-    def ecs_run_task(self, placement: Placement, project: str, env: str, resolve: Resolver) -> dict[str, Any]:
+    def argv(self, literal: Literal = as_is) -> list[str]:
+        return [literal(arg) for arg in self.command]
+
+    def ecs_run_task(self, placement: Placement, project: str, env: str, resolve: Resolver,
+                     literal: Literal = as_is) -> dict[str, Any]:
         """The RunTask request of this step, camelCase as boto3 takes it.
 
         Airflow passes its parts to EcsRunTaskOperator; the ASL renderer PascalCases the same
@@ -105,7 +116,7 @@ class StepRunSpec:
                 "securityGroups": list(placement.security_groups),
                 "assignPublicIp": "ENABLED" if placement.assign_public_ip else "DISABLED",
             }},
-            "overrides": self.ecs_overrides(placement.container_name, resolve),
+            "overrides": self.ecs_overrides(placement.container_name, resolve, literal),
             "propagateTags": "TASK_DEFINITION",
             "tags": [{"key": k, "value": v} for k, v in self.tags(project, env).items()],
         }
@@ -113,13 +124,13 @@ class StepRunSpec:
     def tags(self, project: str, env: str) -> dict[str, str]:
         return {"esteira:project": project, "esteira:step": self.step_id, "esteira:env": env}
 
-    def ecs_overrides(self, container_name: str, resolve: Resolver) -> dict[str, Any]:
+    def ecs_overrides(self, container_name: str, resolve: Resolver, literal: Literal = as_is) -> dict[str, Any]:
         """RunTask `overrides`, camelCase as boto3 and the Airflow operator take them."""
         return {
             "containerOverrides": [{
                 "name": container_name,
-                "command": list(self.command),
-                "environment": [{"name": k, "value": v} for k, v in self.env(resolve).items()],
+                "command": self.argv(literal),
+                "environment": [{"name": k, "value": v} for k, v in self.env(resolve, literal).items()],
                 "cpu": self.cpu_units,
                 "memory": self.memory_mib,
             }],

@@ -15,7 +15,7 @@ import pendulum
 from esteira.airflow.compat import DAG, BaseOperator, CronTriggerTimetable, EcsRunTaskOperator
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
-from esteira.airflow.templates import MACROS, jinja
+from esteira.airflow.templates import MACROS, jinja, literal
 from esteira.runspec import ProjectRunSpec, StepRunSpec
 
 # Without a start_date in the config the DAG may run from here on (catchup is off then).
@@ -64,9 +64,10 @@ def _task(spec: ProjectRunSpec, step: StepRunSpec, dag: DAG) -> BaseOperator:
     }
     placement = spec.placement
     if placement is None:
-        return LocalProcessOperator(command=step.command, env=step.env(jinja),
+        # only `env` is a template field of the local operator; the command is passed as is
+        return LocalProcessOperator(command=step.command, env=step.env(jinja, literal),
                                     cwd=str(spec.project.directory), **common)
-    request = step.ecs_run_task(placement, spec.project.name, spec.target.env, jinja)
+    request = step.ecs_run_task(placement, spec.project.name, spec.target.env, jinja, literal)
     return EcsRunTaskOperator(
         cluster=request["cluster"],
         task_definition=request["taskDefinition"],

@@ -28,3 +28,18 @@ JINJA = {
 
 def jinja(value: RunValue) -> str:
     return "{{ " + JINJA[value] + " }}"
+
+
+def literal(value: str) -> str:
+    """A config value that Airflow's Jinja rendering gives back byte for byte.
+
+    Operators' template fields are rendered with Jinja, so `{{ x }}`, `{% ... %}` or `{# #}` in a
+    command or env value would be evaluated (and CRLF normalised), while Step Functions passes the
+    same value on as is. Such a value becomes a Jinja string literal, which renders to exactly its
+    text (quotes, backslashes, CR and LF escaped as Jinja's lexer reads them); plain values stay as
+    they are, readable in the UI.
+    """
+    if "{" not in value and "\r" not in value:
+        return value
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\r", "\\r").replace("\n", "\\n")
+    return "{{ '" + escaped + "' }}"
