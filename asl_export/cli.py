@@ -10,27 +10,21 @@ deploys nothing; each project's files are then replaced together (asl_export.out
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from asl_export.output_tree import OutputError, check, write_project
-from esteira.asl import render_state_machine, to_json
-from esteira.cloudformation import render_stack
+from esteira.compile import SCHEDULES_FILE, STACK_FILE, STATE_MACHINE_FILE, compile_aws
 from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.discovery import LoadFailure, discover, project_files
 from esteira.environments import ENV_NAMES, Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
-from esteira.runspec import Target, build_run_spec
-from esteira.schedules import render_schedules
+from esteira.runspec import Target
 from esteira.settings import Settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD, EXIT_IO = 0, 1, 2, 3
 EXIT_FAILED = 1  # a deploy that did not finish
-STATE_MACHINE_FILE = "state_machine.asl.json"
-SCHEDULES_FILE = "schedules.json"
-STACK_FILE = "stack.cfn.json"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -189,15 +183,9 @@ def _render(projects: list[Project], target: Target, out: Path) -> Rendered:
 
 
 def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[Path, str], dict[str, Any]]:
-    spec = build_run_spec(project, target)
+    compiled = compile_aws(project, target)
     folder = out / target.env / project.name
-    stack = render_stack(spec)
-    files = {
-        folder / STATE_MACHINE_FILE: to_json(render_state_machine(spec)),
-        folder / SCHEDULES_FILE: json.dumps(render_schedules(spec), indent=2, ensure_ascii=False) + "\n",
-        folder / STACK_FILE: json.dumps(stack, indent=2, ensure_ascii=False) + "\n",
-    }
-    return files, stack
+    return {folder / name: text for name, text in compiled.files().items()}, compiled.stack
 
 
 def _check(rendered: Rendered, env_out: Path, *, everything: bool, projects_dir: Path) -> int:

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from esteira import notifications
-from esteira.asl import render_state_machine, to_json
+from esteira.asl import render_state_machine
 from esteira.runspec import ProjectRunSpec, RunValue
 from esteira.schedules import render_schedules
 
@@ -24,6 +24,14 @@ FORMAT_VERSION = "2010-09-09"
 ECS_AMI = "{{resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id}}"
 # Step Functions' .sync ECS integration watches tasks through this managed EventBridge rule
 SFN_ECS_RULE = "StepFunctionsGetEventsForECSTaskRule"
+
+
+def definition_string(definition: dict[str, Any]) -> str:
+    """The ASL as the stack embeds it: compact (an indented copy nearly doubles the template, and an
+    inline template is capped at 51,200 bytes), and with every `${` of a config value written as
+    `\\u0024{`, the same JSON text to Step Functions, but not a `${Name}` that CloudFormation tools
+    read as a reference outside Fn::Sub (cfn-lint E1029)."""
+    return json.dumps(definition, separators=(",", ":"), ensure_ascii=False).replace("${", "\\u0024{")
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -193,7 +201,7 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
         ])
     resources["StateMachine"] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
         "StateMachineName": names.state_machine, "StateMachineType": "STANDARD",
-        "DefinitionString": to_json(render_state_machine(spec)),
+        "DefinitionString": definition_string(render_state_machine(spec)),
         "RoleArn": _att("StateMachineRole", "Arn")},
         # the ASL names the cluster, task definition family and topic by name: create them first
         "DependsOn": ["ClusterCapacityProviders", "TaskDefinition", "NotificationTopic"]}

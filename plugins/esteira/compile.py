@@ -1,0 +1,95 @@
+"""Compile one project for every target, checking every target's rules: the one path that
+`validate`, the export and the DAG factory share.
+
+"validate passes" must mean that Airflow, Step Functions, EventBridge Scheduler and
+CloudFormation all accept what esteira renders. So `validate` does not stop at the config model:
+it renders what the export renders, for local, dev and prd, and checks the rules AWS applies
+only at deploy or run time (definition and template sizes, schedule expression length). The
+export calls the same function for its one environment; nothing it writes was not checked here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from esteira.asl import render_state_machine, to_json
+from esteira.cloudformation import render_stack
+from esteira.config import Project
+from esteira.environments import ENV_NAMES, Environments
+from esteira.errors import ConfigError, Problem
+from esteira.runspec import ProjectRunSpec, Target, build_run_spec
+from esteira.schedules import render_schedules
+
+MAX_TEMPLATE_BYTES = 1_000_000  # CloudFormation's limit for a template uploaded to S3 (TemplateURL)
+MAX_INLINE_TEMPLATE_BYTES = 51_200  # inline TemplateBody; larger ones are deployed through S3
+MAX_SCHEDULE_EXPRESSION = 256  # EventBridge Scheduler's ScheduleExpression length
+STATE_MACHINE_FILE = "state_machine.asl.json"
+SCHEDULES_FILE = "schedules.json"
+STACK_FILE = "stack.cfn.json"
+
+
+@dataclass(frozen=True)
+class AwsOutputs:
+    """Everything the export writes and deploys for one project in one AWS environment."""
+
+    spec: ProjectRunSpec
+    state_machine: dict[str, Any]
+    schedules: list[dict[str, Any]]
+    stack: dict[str, Any]
+
+    def files(self) -> dict[str, str]:
+        """{file name: text}, deterministic: the same config always gives the same bytes."""
+        return {
+            STATE_MACHINE_FILE: to_json(self.state_machine),
+            SCHEDULES_FILE: json.dumps(self.schedules, indent=2, ensure_ascii=False) + "\n",
+            STACK_FILE: json.dumps(self.stack, indent=2, ensure_ascii=False) + "\n",
+        }
+
+
+def template_body(stack: dict[str, Any]) -> str:
+    """The template as deploys send it (compact, sorted): what CloudFormation's limits count."""
+    return json.dumps(stack, separators=(",", ":"), sort_keys=True)
+
+
+def compile_aws(project: Project, target: Target) -> AwsOutputs:
+    """Render a project for an AWS environment; ConfigError for anything AWS would refuse."""
+    spec = build_run_spec(project, target)
+    state_machine = render_state_machine(spec)
+    schedules = render_schedules(spec)
+    stack = render_stack(spec)
+    problems: list[Problem] = []
+    for schedule in schedules:
+        expression = schedule["ScheduleExpression"]
+        if len(expression) > MAX_SCHEDULE_EXPRESSION:
+            path = ("schedule", "cron")
+            problems.append(Problem(
+                f"EventBridge needs {len(expression)} characters to write this cron ({expression[:60]}...); "
+                f"it accepts at most {MAX_SCHEDULE_EXPRESSION}: use ranges or steps (1-5, */10) instead of "
+                "long lists", path, project.line_for(path)))
+    size = len(template_body(stack).encode())
+    if size > MAX_TEMPLATE_BYTES:
+        path = ("batch", "pipeline", "steps")
+        problems.append(Problem(
+            f"the CloudFormation stack of {target.env} would be {size} bytes; CloudFormation accepts at most "
+            f"{MAX_TEMPLATE_BYTES} (even through S3): use fewer steps or shorter env_vars and commands",
+            path, project.line_for(path)))
+    if problems:
+        raise ConfigError(project.source, problems)
+    return AwsOutputs(spec, state_machine, schedules, stack)
+
+
+def check_project(project: Project, environments: Environments) -> None:
+    """Everything `validate` promises for one project: each target compiles; ConfigError if not."""
+    problems: list[Problem] = []
+    for target in (Target.local(environments), *(Target.aws_env(environments, env) for env in ENV_NAMES)):
+        try:
+            if target.aws is None:
+                build_run_spec(project, target)
+            else:
+                compile_aws(project, target)
+        except ConfigError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        raise ConfigError(project.source, problems)
