@@ -106,6 +106,7 @@ def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target) -> int
         tags = {"esteira:project": project.name, "esteira:env": target.env, "esteira:version": project.config.version}
         try:
             deploy_stack(session, project.names.stack, template, account_id=aws.account_id, tags=tags,
+                         template_store=f"{aws.data_root.rstrip('/')}/_esteira",
                          say=lambda line: print(line, flush=True))
         except DeployError as exc:
             print(f"deploy failed: {exc}", file=sys.stderr)

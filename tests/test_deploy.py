@@ -190,3 +190,45 @@ def test_iam_is_least_privilege(tmp_path: Path) -> None:
             for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"}
     assert subs["oncall@rentcars.com"] == {"status": ["FAILED"]}
     assert subs["ml-team@rentcars.com"] == {"status": ["SUCCEEDED", "FAILED"]}
+
+
+def _many_steps(projects: Path, count: int) -> None:
+    """recsys with `count` steps in a chain: a stack over CloudFormation's inline limit."""
+    cfg_file = projects / "recsys" / "config.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text())
+    first = cfg["batch"]["pipeline"]["steps"][0]
+    cfg["batch"]["pipeline"]["steps"] = [{**first, "id": f"step_{i:03d}", "name": f"Step {i}"} for i in range(count)]
+    cfg_file.write_text(yaml.safe_dump(cfg))
+
+
+def test_a_stack_over_the_inline_limit_is_deployed_through_s3(
+    projects: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _many_steps(projects, 60)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="rentcars-ml-dev")
+    rc, stdout, stderr = deploy(projects, tmp_path / "out", capsys, "recsys")
+    assert rc == 0, stderr
+    size = int(stdout.split("template of ")[1].split(" bytes")[0])
+    assert size > 51_200
+    assert "uploaded to https://rentcars-ml-dev.s3.us-east-1.amazonaws.com/esteira/_esteira/cloudformation/esteira-recsys/" \
+        in stdout
+    assert "esteira-recsys: created (CREATE_COMPLETE)" in stdout
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:recsys-workflow"
+    assert len(json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])["States"]) > 60
+
+
+def test_a_stack_over_cloudformations_1_mb_is_refused_by_validate_and_export(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    shutil.copytree(PROJECTS, projects)
+    _many_steps(projects, 200)
+    cfg_file = projects / "recsys" / "config.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg["runtime"]["env_vars"] = {f"APP_SETTING_{i}": "v" * 180 for i in range(30)}
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    for argv in (["-m", "esteira", "validate"], ["-m", "asl_export", "recsys", "--out", str(tmp_path / "out")]):
+        done = subprocess.run([sys.executable, *argv, "--projects-dir", str(projects)], capture_output=True, text=True)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "CloudFormation accepts at most 1000000" in done.stderr or "Step Functions accepts at most" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -8,8 +8,10 @@ dags/ folder (ESTEIRA_PROJECTS_DIR unset), with AIRFLOW_ENV_NAME set as MWAA set
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,9 +23,11 @@ import pytest
 
 from config_oracle import CONFIGS, expected_edges
 from conftest import PROJECTS, REPO
+from esteira import mwaa
 from esteira.__main__ import main
 
 PACKAGE = REPO / "plugins" / "esteira"
+MANIFEST = ".esteira-bundle.json"
 CONSTRAINTS = '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-{}/constraints-3.11.txt"'
 RUNTIME = {"apache-airflow-providers-amazon", "croniter", "email-validator", "pydantic", "pyyaml"}
 
@@ -97,7 +101,7 @@ def mwaa_home(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_bundle_has_the_dag_file_the_projects_the_ignore_file_plugins_and_requirements(bundle: Path) -> None:
     got = files(bundle)
     assert set(got) == {
-        "dags/esteira_dags.py", "dags/.airflowignore", "plugins.zip", "requirements.txt",
+        "dags/esteira_dags.py", "dags/.airflowignore", "plugins.zip", "requirements.txt", MANIFEST,
         *(f"dags/esteira_projects/{rel.as_posix()}" for rel in shipped(PROJECTS)),
     }
     assert got["dags/esteira_dags.py"] == (REPO / "dags" / "esteira_dags.py").read_bytes()
@@ -146,15 +150,13 @@ def test_airflow_and_python_versions_name_the_constraints_file(tmp_path: Path) -
     assert CONSTRAINTS.format("2.10.3").replace("3.11.txt", "3.12.txt") in (tmp_path / "b" / "requirements.txt").read_text()
 
 
-def test_the_bundle_is_byte_identical_on_re_runs_and_leaves_nothing_stale(bundle: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again"
+def test_the_bundle_is_byte_identical_on_re_runs(tmp_path: Path) -> None:
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert build(first) == 0
     assert build(again) == 0
-    assert files(again) == files(bundle)
-    stale = again / "dags" / "esteira_projects" / "gone" / "config.yaml"
-    stale.parent.mkdir()
-    stale.write_text("a project deleted since the last bundle")
+    assert files(again) == files(first)
     assert build(again) == 0  # into the same folder
-    assert files(again) == files(bundle)
+    assert files(again) == files(first)
 
 
 def test_the_bundled_dags_folder_loads_with_dagbag_from_the_bundle_alone(mwaa_home: Path) -> None:
@@ -191,7 +193,9 @@ def test_help_says_what_the_bundle_holds_and_how_to_deploy_it() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0
     for text in ("plugins.zip", "requirements.txt", "esteira_projects", ".airflowignore", "--airflow-version",
-                 "build/mwaa", "aws s3 sync", "update-environment"):
+                 "build/mwaa", "aws s3 sync", "update-environment", MANIFEST,
+                 "exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not own",
+                 "3 could not write (I/O error)"):
         assert text in proc.stdout
 
 
@@ -227,17 +231,6 @@ def test_an_invalid_project_exits_2_names_the_problem_and_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
-def test_an_output_folder_holding_other_files_is_refused_and_left_alone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    assert build(out) == 2
-    assert "notes.txt" in capsys.readouterr().err
-    assert files(out) == {"notes.txt": b"mine"}
-
-
 def test_an_output_folder_inside_the_projects_folder_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -246,3 +239,266 @@ def test_an_output_folder_inside_the_projects_folder_is_refused(
     assert build(projects / "bundle", "--projects-dir", str(projects)) == 2
     assert "inside" in capsys.readouterr().err
     assert not (projects / "bundle").exists()
+
+
+# The output folder: esteira writes into an empty folder or its own previous bundle (known by the
+# manifest), and never replaces or deletes a file it did not write. Run as a user runs it.
+
+def cli(out: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "esteira", "mwaa-bundle", "--out", str(out), *args],
+                          capture_output=True, text=True, env=clean_env(PYTHONDONTWRITEBYTECODE="1"),
+                          timeout=120, **kwargs)  # type: ignore[call-overload]
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stderr
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """The error a refused or failed run prints: one line, no traceback."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("python -m esteira mwaa-bundle: error: ")
+    return line
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes | str, int]]:
+    """Every entry under root (symlinks not followed): its bytes or link target, and mtime."""
+    got: dict[str, tuple[bytes | str, int]] = {}
+    for path in sorted(root.rglob("*")):
+        rel, mtime = path.relative_to(root).as_posix(), path.lstat().st_mtime_ns
+        if path.is_symlink():
+            got[rel] = (os.readlink(path), mtime)
+        elif path.is_file():
+            got[rel] = (path.read_bytes(), mtime)
+    return got
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".esteira-tmp" in p.name]
+
+
+@pytest.fixture
+def my_projects(tmp_path: Path) -> Path:
+    dest = tmp_path / "projects"
+    shutil.copytree(PROJECTS, dest, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    return dest
+
+
+@pytest.mark.parametrize("theirs", ["dags/team_etl.py", "notes.txt"])
+@pytest.mark.parametrize("folder", ["not a bundle", "a previous bundle"])
+def test_a_file_esteira_did_not_write_is_refused_named_and_left_alone(tmp_path: Path, theirs: str,
+                                                                     folder: str) -> None:
+    out = tmp_path / "out"
+    if folder == "a previous bundle":
+        ok(cli(out))
+    (out / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (out / theirs).write_text("from airflow import DAG  # the team's own DAG\n")
+    before = snapshot(out)
+    line = one_line_error(cli(out), 2)
+    assert f"1 file esteira did not write ({theirs})" in line
+    assert "Nothing written" in line and "Choose an empty folder" in line
+    assert snapshot(out) == before  # theirs survives, and nothing of ours was written or removed
+
+
+def test_a_refusal_names_the_first_few_files_and_counts_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "dags").mkdir(parents=True)
+    for n in range(8):
+        (out / "dags" / f"team_{n}.py").write_text("")
+    line = one_line_error(cli(out), 2)
+    assert "8 files esteira did not write (dags/team_0.py, dags/team_1.py, dags/team_2.py, dags/team_3.py, dags/team_4.py and 3 more)" in line
+    assert MANIFEST in line  # no manifest: says so, and that a pre-manifest bundle must go once
+
+
+def test_a_re_run_over_its_own_bundle_is_byte_identical_and_rewrites_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ok(cli(out))
+    before = snapshot(out)
+    proc = cli(out)
+    ok(proc)
+    assert "0 written" in proc.stdout
+    assert snapshot(out) == before  # same bytes, same mtimes: `aws s3 sync` uploads nothing
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["format"] == 1
+    assert "previous" not in manifest
+    assert manifest["files"] == {rel: hashlib.sha256(data).hexdigest() for rel, (data, _) in before.items()
+                                 if rel != MANIFEST}
+    assert list(manifest["files"]) == sorted(manifest["files"])
+
+
+def test_a_bundle_file_deleted_by_hand_is_written_again(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ok(cli(out))
+    before = files(out)
+    (out / "dags" / "esteira_dags.py").unlink()
+    ok(cli(out))
+    assert files(out) == before
+
+
+def test_a_file_removed_from_the_projects_leaves_the_bundle_on_re_run(my_projects: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    extra = my_projects / "churn" / "extra" / "deep" / "notes.md"
+    extra.parent.mkdir(parents=True)
+    extra.write_text("beside the config: shipped\n")
+    ok(cli(out, "--projects-dir", str(my_projects)))
+    assert (out / "dags" / "esteira_projects" / "churn" / "extra" / "deep" / "notes.md").is_file()
+    assert (out / "dags" / "esteira_projects" / "recsys" / "config.yaml").is_file()
+
+    shutil.rmtree(my_projects / "churn" / "extra")
+    shutil.rmtree(my_projects / "recsys")  # a whole project retired
+    proc = cli(out, "--projects-dir", str(my_projects))
+    ok(proc)
+    assert "2 removed" in proc.stdout
+    ok(cli(tmp_path / "fresh", "--projects-dir", str(my_projects)))
+    assert files(out) == files(tmp_path / "fresh")  # no stale file, and the folders they left are gone
+    assert not (out / "dags" / "esteira_projects" / "churn" / "extra").exists()
+    assert not (out / "dags" / "esteira_projects" / "recsys").exists()
+
+
+@pytest.mark.parametrize("edited", ["requirements.txt", "dags/esteira_projects/churn/config.yaml"])
+def test_an_edited_bundle_file_is_refused_named_and_kept(tmp_path: Path, edited: str) -> None:
+    out = tmp_path / "out"
+    ok(cli(out))
+    with (out / edited).open("a") as handle:
+        handle.write("# a hand edit\n")
+    before = snapshot(out)
+    line = one_line_error(cli(out), 2)
+    assert f"1 file changed since esteira wrote it, so no longer esteira's ({edited})" in line
+    assert snapshot(out) == before
+
+
+def test_an_edited_file_the_new_bundle_would_remove_is_refused_too(my_projects: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ok(cli(out, "--projects-dir", str(my_projects)))
+    shutil.rmtree(my_projects / "recsys")
+    (out / "dags" / "esteira_projects" / "recsys" / "config.yaml").write_text("edited in the bundle\n")
+    before = snapshot(out)
+    line = one_line_error(cli(out, "--projects-dir", str(my_projects)), 2)
+    assert "dags/esteira_projects/recsys/config.yaml" in line
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("where", ["requirements.txt", "dags"])
+def test_a_symlink_in_the_folder_is_refused_and_never_followed(tmp_path: Path, where: str) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    ok(cli(out))
+    shutil.move(out / where, elsewhere)  # same bytes as esteira wrote, reached through a symlink
+    (out / where).symlink_to(elsewhere)
+    outside = snapshot(tmp_path / "elsewhere") if where == "dags" else {"": (elsewhere.read_bytes(), 0)}
+    before = snapshot(out)
+    line = one_line_error(cli(out), 2)
+    assert f"{where} (a symlink)" in line
+    assert snapshot(out) == before
+    assert (snapshot(elsewhere) if where == "dags" else {"": (elsewhere.read_bytes(), 0)}) == outside
+
+
+def test_a_manifest_esteira_cannot_read_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ok(cli(out))
+    (out / MANIFEST).write_text('{"format": 1, "files": {"../../etc/passwd": "00"}}\n')
+    before = snapshot(out)
+    line = one_line_error(cli(out), 2)
+    assert f"{MANIFEST} is not a manifest this esteira wrote" in line
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_out_naming_a_regular_file_is_a_clear_error_exit_3(tmp_path: Path, under: str) -> None:
+    a_file = tmp_path / "build"
+    a_file.write_text("a file, not a folder\n")
+    out = a_file / under if under else a_file
+    line = one_line_error(cli(out), 3)
+    reason = "Not a directory" if under else "it exists and is not a folder"
+    assert line.endswith(f"could not write {out}: {reason}") or f"could not write {out}: {reason};" in line
+    assert a_file.read_text() == "a file, not a folder\n"
+
+
+@pytest.mark.parametrize("folder", ["an empty folder", "a previous bundle's project folder"])
+def test_a_read_only_folder_exits_3_without_traceback_or_temp_file(my_projects: Path, tmp_path: Path,
+                                                                  folder: str) -> None:
+    out = tmp_path / "out"
+    read_only, blocked = out, out / MANIFEST
+    if folder == "an empty folder":
+        out.mkdir()
+    else:
+        ok(cli(out, "--projects-dir", str(my_projects)))
+        config = my_projects / "churn" / "config.yaml"
+        config.write_text(config.read_text() + "# a new comment\n")
+        read_only, blocked = out / "dags/esteira_projects/churn", out / "dags/esteira_projects/churn/config.yaml"
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):  # root (with CAP_DAC_OVERRIDE) writes there all the same
+            pytest.skip("this user (root) can write into a read-only folder; the write error is provoked "
+                        "as root too by test_a_write_failing_half_way_exits_3_leaves_no_temp_file_...")
+        line = one_line_error(cli(out, "--projects-dir", str(my_projects)), 3)
+    finally:
+        read_only.chmod(0o755)
+    assert line.endswith(f"could not write {blocked}: Permission denied")
+    assert temp_files(out) == []
+    if folder == "an empty folder":
+        assert list(out.iterdir()) == []
+    else:
+        ok(cli(out, "--projects-dir", str(my_projects)))  # writable again: the next run finishes the job
+        assert (out / "dags/esteira_projects/churn/config.yaml").read_bytes() == config.read_bytes()
+
+
+def test_a_write_failing_half_way_exits_3_leaves_no_temp_file_and_the_next_run_recovers(
+    my_projects: Path, tmp_path: Path,
+) -> None:
+    """A real I/O error, even as root: the file-size limit (RLIMIT_FSIZE) makes a big write fail
+    with EFBIG ('File too large'), as a full disk would, after smaller files were replaced."""
+    limit = 16 * 1024
+    out, big = tmp_path / "out", my_projects / "churn" / "zz_big.bin"
+    big.write_bytes(b"a" * 2 * limit)
+    ok(cli(out, "--projects-dir", str(my_projects)))
+
+    config = my_projects / "churn" / "config.yaml"
+    config.write_text(config.read_text() + "# a new comment\n")  # small: written before the failure
+    big.write_bytes(b"b" * 2 * limit)  # too big for the limit
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = cli(out, "--projects-dir", str(my_projects), preexec_fn=limit_file_size)
+    line = one_line_error(proc, 3)
+    assert line.endswith(f"could not write {out / 'dags/esteira_projects/churn/zz_big.bin'}: File too large")
+    assert temp_files(out) == []
+    assert (out / "dags/esteira_projects/churn/config.yaml").read_bytes() == config.read_bytes()  # replaced
+    assert (out / "dags/esteira_projects/churn/zz_big.bin").read_bytes() == b"a" * 2 * limit  # not yet
+
+    ok(cli(out, "--projects-dir", str(my_projects)))  # the half-written folder is still esteira's
+    ok(cli(tmp_path / "fresh", "--projects-dir", str(my_projects)))
+    assert files(out) == files(tmp_path / "fresh")
+
+
+def test_files_get_the_users_umask(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ok(cli(out, preexec_fn=lambda: os.umask(0o027)))
+    for path in out.rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o750 if path.is_dir() else 0o640), path
+
+
+def test_an_interrupted_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C mid-file (KeyboardInterrupt inside the write): the temporary file is removed."""
+    out = tmp_path / "out"
+    rendered = mwaa.render_bundle(PROJECTS)
+    fsync, calls = os.fsync, []
+
+    def interrupt_the_second_file(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # the manifest went first; now the first bundle file
+            raise KeyboardInterrupt
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupt_the_second_file)
+    with pytest.raises(KeyboardInterrupt):
+        mwaa.write_bundle(out, rendered)
+    monkeypatch.undo()
+    assert temp_files(out) == []
+    assert sorted(p.name for p in out.rglob("*")) == sorted([MANIFEST, "dags"])
+    assert mwaa.write_bundle(out, rendered).written == list(rendered)  # the next run owns the folder
+    assert files(out) == {**rendered, MANIFEST: mwaa.manifest_json(
+        {rel: hashlib.sha256(data).hexdigest() for rel, data in rendered.items()})}

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from esteira import mwaa
+from esteira.compile import check_project
 from esteira.config import Project
 from esteira.discovery import discover
-from esteira.environments import ENV_NAMES, load_environments
+from esteira.environments import Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
-from esteira.runspec import Target, build_run_spec
 from esteira.settings import Settings
 
 EXIT_OK, EXIT_BAD = 0, 2
@@ -34,8 +34,11 @@ _BUNDLE_DESCRIPTION = "\n".join([
     "",
     *(f"  {path:<34}{what}" for path, what in _BUNDLE_LAYOUT),
     "",
-    "The output is byte-identical on re-runs. An existing <out> must hold only a previous bundle,",
-    "which is replaced whole (no stale file survives).",
+    "The output is byte-identical on re-runs. <out> must be empty (or missing) or hold a previous",
+    f"bundle: <out>/{mwaa.MANIFEST} lists every file esteira wrote with its sha256, and esteira",
+    "replaces or removes only those, only while unchanged (files the projects no longer have go;",
+    "identical files are left untouched). It never deletes or overwrites a file it did not write:",
+    "an <out> holding any other file, a symlink or an edited bundle file is refused, naming them.",
 ])
 
 
@@ -68,7 +71,8 @@ deploy (MWAA picks up plugins.zip and requirements.txt only when the environment
 On MWAA steps run on ECS (ESTEIRA_BACKEND defaults to ecs there) in the AWS environment
 ESTEIRA_ENV names (default dev; set it in the environment's startup script).
 
-exit codes: 0 written; 2 invalid project or bad usage (nothing written).""",
+exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not own (nothing written);
+3 could not write (I/O error).""",
     )
     bundle.add_argument("--out", type=Path, default=Path("build/mwaa"), metavar="DIR",
                         help="output folder (default: build/mwaa)")
@@ -101,23 +105,23 @@ def main(argv: list[str] | None = None) -> int:
 def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
     """Load every project and build its run spec for every target; print each problem (file:line)."""
     ok = True
+    environments: Environments | None = None
     try:
         environments = load_environments(env_file)
-        targets = [Target.local(environments)] + [Target.aws_env(environments, e) for e in ENV_NAMES]
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        ok, targets = False, []
+        ok = False
     except Exception as exc:  # reported like any config mistake, never a traceback
         print(unexpected_error(env_file, exc), file=sys.stderr)
-        ok, targets = False, []
+        ok = False
     for item in discover(projects_dir):
         if not isinstance(item, Project):
             print(item.error, file=sys.stderr)
             ok = False
             continue
         try:
-            for target in targets:
-                build_run_spec(item, target)
+            if environments is not None:
+                check_project(item, environments)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             ok = False
@@ -141,16 +145,22 @@ def _mwaa_bundle(args: argparse.Namespace, projects_dir: Path) -> int:
             raise mwaa.BundleError(f"invalid project(s) under {projects_dir} (above); nothing written")
         if not discover(projects_dir):
             raise mwaa.BundleError(f"no projects under {projects_dir} (expected <project>/config.yaml)")
-        files = mwaa.build_bundle(args.out, projects_dir, airflow_version=args.airflow_version,
-                                  python_version=args.python_version)
+        done = mwaa.build_bundle(args.out, projects_dir, airflow_version=args.airflow_version,
+                                 python_version=args.python_version)
     except mwaa.BundleError as exc:
         print(f"python -m esteira mwaa-bundle: error: {exc}", file=sys.stderr)
         return EXIT_BAD
+    except mwaa.BundleIOError as exc:
+        print(f"python -m esteira mwaa-bundle: error: {exc}", file=sys.stderr)
+        return 3  # could not write (I/O error)
+    files = done.files
     dags = [name for name in files if name.startswith(f"{mwaa.DAGS}/")]
     print(f"wrote {args.out / mwaa.DAGS}/ ({len(dags)} files: esteira_dags.py, .airflowignore, "
           f"{mwaa.PROJECTS_FOLDER}/)")
     for name in (mwaa.PLUGINS_ZIP, mwaa.REQUIREMENTS):
         print(f"wrote {args.out / name} ({len(files[name])} bytes)")
+    print(f"{len(done.written)} written, {len(done.unchanged)} already identical, {len(done.removed)} removed "
+          f"(no longer in the projects); listed in {args.out / mwaa.MANIFEST}")
     print(f"for Apache Airflow {args.airflow_version} on Python {args.python_version}; "
           "see --help for the upload commands")
     return EXIT_OK

@@ -8,13 +8,15 @@ never land in dev's account or the other way round.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's TemplateBody limit
+MAX_INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's TemplateBody limit; larger ones go through S3
+MAX_TEMPLATE_BYTES = 1_000_000  # TemplateURL's limit (esteira.compile refuses larger stacks earlier)
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _UNUSABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 
@@ -33,23 +35,35 @@ class DeployResult:
 
 def deploy_stack(session: Any, stack: str, template: dict[str, Any], *, account_id: str,
                  tags: dict[str, str], say: Callable[[str], None] = print,
-                 poll_seconds: float = 5.0) -> DeployResult:
-    """Bring `stack` to `template`; raises DeployError with the reason when it cannot."""
+                 poll_seconds: float = 5.0, template_store: str | None = None) -> DeployResult:
+    """Bring `stack` to `template`; raises DeployError with the reason when it cannot.
+
+    A template over CloudFormation's inline limit is uploaded to `template_store`
+    (s3://bucket/prefix) and deployed by its URL, as `aws cloudformation deploy --s3-bucket` does.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return _deploy(session, stack, template, account_id, tags, say, poll_seconds)
+        return _deploy(session, stack, template, account_id, tags, say, poll_seconds, template_store)
     except (ClientError, BotoCoreError) as exc:  # AWS said no: its message is the useful part
         raise DeployError(f"{stack}: {exc}") from None
 
 
-def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
-            tags: dict[str, str], say: Callable[[str], None], poll_seconds: float) -> DeployResult:
+def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str, tags: dict[str, str],
+            say: Callable[[str], None], poll_seconds: float, template_store: str | None) -> DeployResult:
     _check_account(session, account_id)
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
-    if len(body.encode()) > MAX_INLINE_TEMPLATE_BYTES:
-        raise DeployError(f"the template of {stack} is {len(body.encode())} bytes; CloudFormation takes at most "
-                          f"{MAX_INLINE_TEMPLATE_BYTES} inline (use fewer or smaller steps)")
+    size = len(body.encode())
+    if size > MAX_TEMPLATE_BYTES:
+        raise DeployError(f"the template of {stack} is {size} bytes; CloudFormation takes at most "
+                          f"{MAX_TEMPLATE_BYTES} (use fewer or smaller steps)")
+    source: dict[str, str] = {"TemplateBody": body}
+    if size > MAX_INLINE_TEMPLATE_BYTES:
+        if template_store is None:
+            raise DeployError(f"the template of {stack} is {size} bytes, over the {MAX_INLINE_TEMPLATE_BYTES} "
+                              "CloudFormation takes inline, and no S3 location was given to upload it to")
+        source = {"TemplateURL": _upload(session, template_store, stack, body)}
+        say(f"{stack}: template of {size} bytes uploaded to {source['TemplateURL']}")
     cfn = session.client("cloudformation")
     current = _describe(cfn, stack)
     if current is not None:
@@ -65,7 +79,7 @@ def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
     kind = "UPDATE" if current is not None else "CREATE"
     name = f"esteira-{time.strftime('%Y%m%d-%H%M%S')}"
     cfn.create_change_set(
-        StackName=stack, ChangeSetName=name, ChangeSetType=kind, TemplateBody=body,
+        StackName=stack, ChangeSetName=name, ChangeSetType=kind, **source,
         Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
         Description="esteira deploy",
     )
@@ -82,6 +96,17 @@ def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
     action = "created" if kind == "CREATE" else "updated"
     say(f"{stack}: {action} ({final['StackStatus']})")
     return DeployResult(stack, action, changes, _outputs(final))
+
+
+def _upload(session: Any, store: str, stack: str, body: str) -> str:
+    """Put the template at s3://bucket/prefix/cloudformation/<stack>/<sha256>.json; its https URL."""
+    bucket, _, prefix = store.removeprefix("s3://").partition("/")
+    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    key = "/".join(part for part in (prefix.strip("/"), "cloudformation", stack, f"{digest}.json") if part)
+    s3 = session.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
+    region = s3.meta.region_name
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
 
 
 def _check_account(session: Any, account_id: str) -> None:

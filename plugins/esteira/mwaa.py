@@ -9,15 +9,29 @@ processor out of the projects, as plugins/.airflowignore keeps its plugin loader
 Everything is rendered in memory before anything is written, and rendered the same way every
 time (sorted entries, fixed zip timestamps and modes, no __pycache__), so a re-run is byte-identical
 and a CI job can compare bundles or skip an upload that changes nothing. No Airflow import here.
+
+The output folder is esteira's only by its manifest, <out>/.esteira-bundle.json: every file written,
+with its sha256. esteira writes into an empty (or missing) folder or one holding a previous bundle,
+and replaces or removes only files its manifest lists, only while unchanged; anything else there
+is refused before a byte is written (it is someone's work: a team's own DAG file, notes, an edit).
+Files are written to a temporary file beside them and renamed into place; a file whose bytes are
+unchanged is left untouched (so `aws s3 sync` does not upload it again). While writing, the manifest
+also accepts each file's previous content, so an interrupted run leaves a folder the next run owns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
+import os
 import re
-import shutil
+import secrets
+import stat
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from esteira.settings import BUNDLED_PROJECTS, REPO_ROOT
@@ -31,7 +45,10 @@ DAG_FILE = REPO_ROOT / "dags" / "esteira_dags.py"
 PROJECTS_FOLDER = BUNDLED_PROJECTS.name  # dags/<this>/ on MWAA: settings.py finds it there
 
 DAGS, PLUGINS_ZIP, REQUIREMENTS = "dags", "plugins.zip", "requirements.txt"
-BUNDLE_ENTRIES = (DAGS, PLUGINS_ZIP, REQUIREMENTS)
+MANIFEST = ".esteira-bundle.json"  # at <out>'s root, beside dags/: never uploaded
+MANIFEST_FORMAT = 1
+_TEMP_SUFFIX = ".esteira-tmp"
+_NAMED = 5  # files a refusal names; the rest are counted
 
 # What esteira imports at run time besides Airflow itself (never list apache-airflow: MWAA owns it).
 # MWAA installs the amazon provider itself, and an Airflow 2.11 install has the others only as other
@@ -67,7 +84,15 @@ DAGS_AIRFLOWIGNORE = f"""\
 
 
 class BundleError(ValueError):
-    """Bad input for the bundle (missing folder, bad version, unusable output folder): exit 2."""
+    """Bad input for the bundle (missing folder, bad version, an output folder esteira does not own): exit 2."""
+
+
+class BundleIOError(Exception):
+    """The bundle could not be read or written (--out is a file, permissions, disk full): exit 3."""
+
+
+def _io_error(action: str, path: Path | str, exc: OSError) -> BundleIOError:
+    return BundleIOError(f"could not {action} {path}: {exc.strerror or exc}")
 
 
 def constraints_url(airflow_version: str, python_version: str) -> str:
@@ -156,34 +181,258 @@ def render_bundle(projects_dir: Path, *, airflow_version: str = DEFAULT_AIRFLOW_
     return dict(sorted(files.items()))
 
 
-def write_bundle(out: Path, files: dict[str, bytes]) -> None:
-    """Replace the bundle in `out` with `files`; refuses a folder holding anything else."""
-    if out.exists() and not out.is_dir():
-        raise BundleError(f"--out {out}: exists and is not a folder")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in BUNDLE_ENTRIES)
+@dataclass(frozen=True)
+class Written:
+    """What a run did: the bundle's files, those written, those already identical, those removed."""
+
+    files: dict[str, bytes]
+    written: list[str]
+    unchanged: list[str]
+    removed: list[str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    write: list[str]  # bundle files missing on disk or holding other bytes
+    remove: list[str]  # the previous bundle's files the new one no longer has
+    current: bytes | None  # the manifest on disk
+    interim: bytes  # the manifest while writing: old and new bytes are both esteira's
+    final: bytes
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_json(digests: dict[str, str], previous: dict[str, str] | None = None) -> bytes:
+    """The manifest: sorted, no timestamps, so it too is byte-identical on re-runs."""
+    doc: dict[str, object] = {
+        "comment": "Written by `python -m esteira mwaa-bundle`, which replaces or removes only the files "
+                   "listed here, and only while their sha256 matches. Keep it beside dags/; do not upload it.",
+        "files": dict(sorted(digests.items())),
+        "format": MANIFEST_FORMAT,
+    }
+    if previous:  # only while a run is writing; the finished manifest has none
+        doc["previous"] = dict(sorted(previous.items()))
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _is_bundle_path(rel: object) -> bool:
+    """A plain relative posix path inside the folder: no '..', '.', empty or absolute parts."""
+    return (isinstance(rel, str) and rel != MANIFEST and not rel.startswith("/") and "\\" not in rel
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
+
+
+def _parse_manifest(raw: bytes) -> dict[str, set[str]]:
+    """{path: the sha256 digests esteira accepts as its own}; ValueError when not a manifest of ours."""
+    doc = json.loads(raw)
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
+        raise ValueError(f"not format {MANIFEST_FORMAT} with a files table")
+    accepted: dict[str, set[str]] = {}
+    for key in ("files", "previous"):
+        table = doc.get(key, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"{key!r} is not a table")
+        for rel, digest in table.items():
+            if not _is_bundle_path(rel) or not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+                raise ValueError(f"bad entry {rel!r}")
+            accepted.setdefault(rel, set()).add(digest)
+    return accepted
+
+
+def _scan(out: Path) -> dict[str, str]:
+    """{posix path relative to out: 'file' | 'folder' | 'symlink' | 'other'} for everything under out.
+
+    Never follows a symlink: one is reported as itself, never walked into.
+    """
+    kinds: dict[str, str] = {}
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        folder = out / rel_dir if rel_dir else out
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                    if entry.is_symlink():
+                        kinds[rel] = "symlink"
+                    elif entry.is_dir(follow_symlinks=False):
+                        kinds[rel] = "folder"
+                        pending.append(rel)
+                    else:
+                        kinds[rel] = "file" if entry.is_file(follow_symlinks=False) else "other"
+        except OSError as exc:
+            raise _io_error("read", folder, exc) from None
+    return kinds
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _io_error("read", path, exc) from None
+
+
+def _names(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_NAMED])
+    return shown + (f" and {len(paths) - _NAMED} more" if len(paths) > _NAMED else "")
+
+
+def _plural(paths: list[str], noun: str) -> str:
+    return f"{len(paths)} {noun}{'' if len(paths) == 1 else 's'}"
+
+
+def _plan(out: Path, files: dict[str, bytes]) -> _Plan | None:
+    """What writing `files` to `out` takes; None when out already holds exactly them.
+
+    Raises BundleError when out holds anything esteira did not write (nothing is written then).
+    """
+    try:
+        is_folder = stat.S_ISDIR(os.stat(out).st_mode)  # out itself may be a symlink: the user named it
+    except FileNotFoundError:
+        kinds: dict[str, str] = {}
+    except OSError as exc:
+        raise _io_error("write", out, exc) from None
+    else:
+        if not is_folder:
+            raise BundleIOError(f"could not write {out}: it exists and is not a folder; "
+                                "--out names the folder that gets dags/, plugins.zip and requirements.txt")
+        kinds = _scan(out)
+
+    has_manifest = kinds.get(MANIFEST) == "file"
+    current = _read(out / MANIFEST) if has_manifest else None
+    owned: dict[str, set[str]] = {}
+    if current is not None:
+        try:
+            owned = _parse_manifest(current)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise BundleError(f"--out {out}: {MANIFEST} is not a manifest this esteira wrote ({exc}); nothing "
+                              "written. Choose an empty folder, or empty this one") from None
+
+    on_disk = {rel: _sha256(_read(out / rel)) for rel in sorted(owned) if kinds.get(rel) == "file"}
+    foreign = sorted(f"{rel} (a symlink)" if kind == "symlink" else rel for rel, kind in kinds.items()
+                     if kind != "folder" and rel not in on_disk and not (rel == MANIFEST and has_manifest))
+    changed = sorted(rel for rel, digest in on_disk.items() if digest not in owned[rel])
+    remove = [rel for rel in on_disk if rel not in files]
+    blocked = sorted(rel for rel in files if kinds.get(rel) == "folder"  # unless it only holds files to remove
+                     and not any(old.startswith(f"{rel}/") for old in remove))
+    if foreign or changed or blocked:
+        held = []
         if foreign:
-            raise BundleError(f"--out {out}: holds {', '.join(foreign)}, which the bundle would not replace; "
-                              "choose an empty folder or a previous bundle's")
-        for name in BUNDLE_ENTRIES:  # a previous bundle: removed whole, so no stale file survives
-            old = out / name
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            elif old.exists() or old.is_symlink():
-                old.unlink()
-    for rel, data in files.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+            held.append(f"{_plural(foreign, 'file')} esteira did not write ({_names(foreign)})")
+        if changed:
+            held.append(f"{_plural(changed, 'file')} changed since esteira wrote "
+                        f"{'it' if len(changed) == 1 else 'them'}, so no longer esteira's ({_names(changed)})")
+        if blocked:
+            held.append(f"{_plural(blocked, 'folder')} where the bundle writes a file ({_names(blocked)})")
+        if not has_manifest:
+            held.append(f"no {MANIFEST}, so no bundle of esteira's (one from before esteira kept a manifest "
+                        "must be removed once)")
+        raise BundleError(f"--out {out}: holds {'; '.join(held)}. Nothing written: esteira never replaces or "
+                          "deletes a file that is not its own. Choose an empty folder, or move or remove those files")
+
+    digests = {rel: _sha256(data) for rel, data in files.items()}
+    write = [rel for rel in files if on_disk.get(rel) != digests[rel]]
+    final = manifest_json(digests)
+    if not write and not remove and current == final:
+        return None
+    interim = manifest_json(digests | {rel: on_disk[rel] for rel in remove},
+                            {rel: on_disk[rel] for rel in write if rel in on_disk})
+    return _Plan(write=write, remove=remove, current=current, interim=interim, final=final)
+
+
+def _make_folders(out: Path, rel: str) -> None:
+    """Create rel's parent folders under out; refuse one that is (now) a symlink or a file."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        folder = out.joinpath(*parts[:depth])
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            try:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    raise BundleIOError(f"could not write {folder}: not a folder (it changed while esteira "
+                                        "was writing)") from None
+            except OSError as exc:
+                raise _io_error("write", folder, exc) from None
+        except OSError as exc:
+            raise _io_error("write", folder, exc) from None
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside path, then rename it over path; the temporary never survives.
+
+    os.open's mode 0o666 lets the user's umask decide the permissions, as for any file they create.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(temp, flags, 0o666)
+    except OSError as exc:
+        raise _io_error("write", path, exc) from None
+    try:
+        with open(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException as exc:  # KeyboardInterrupt too: no temporary file is left behind
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _io_error("write", path, exc) from None
+        raise
+
+
+def _remove_file(out: Path, rel: str) -> None:
+    """Remove one of the previous bundle's files, then the folders that leaves empty (never out)."""
+    path = out / rel
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _io_error("remove", path, exc) from None
+    parts = rel.split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        try:
+            os.rmdir(out.joinpath(*parts[:depth]))
+        except OSError:  # not empty (or not ours to remove): stop there
+            break
+
+
+def write_bundle(out: Path, files: dict[str, bytes]) -> Written:
+    """Write `files` to `out`, an empty folder, a missing one or a previous bundle; then the manifest.
+
+    Raises BundleError, before writing anything, when out holds a file esteira did not write, and
+    BundleIOError when a file cannot be read or written.
+    """
+    plan = _plan(out, files)
+    if plan is None:
+        return Written(files, [], list(files), [])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _io_error("write", out, exc) from None
+    if plan.interim != plan.current:  # first: a run stopped half-way leaves a folder the next run owns
+        _write_file(out / MANIFEST, plan.interim)
+    for rel in plan.remove:
+        _remove_file(out, rel)
+    for rel in plan.write:
+        _make_folders(out, rel)
+        _write_file(out / rel, files[rel])
+    if plan.final != plan.interim:
+        _write_file(out / MANIFEST, plan.final)
+    return Written(files, plan.write, [rel for rel in files if rel not in plan.write], plan.remove)
 
 
 def build_bundle(out: Path, projects_dir: Path, *, airflow_version: str = DEFAULT_AIRFLOW_VERSION,
-                 python_version: str = DEFAULT_PYTHON_VERSION) -> dict[str, bytes]:
-    """Render the bundle and write it to `out`; returns what was written (path in bundle: bytes)."""
+                 python_version: str = DEFAULT_PYTHON_VERSION) -> Written:
+    """Render the bundle and write it to `out` (see write_bundle); returns what the run did."""
     resolved = out.resolve()
     for source in (projects_dir.resolve(), PACKAGE_DIR):
         if resolved == source or source in resolved.parents:
             raise BundleError(f"--out {out}: is inside {source}, which the bundle copies; choose a folder outside it")
-    files = render_bundle(projects_dir, airflow_version=airflow_version, python_version=python_version)
-    write_bundle(out, files)
-    return files
+    try:
+        files = render_bundle(projects_dir, airflow_version=airflow_version, python_version=python_version)
+    except OSError as exc:
+        raise _io_error("read", exc.filename or projects_dir, exc) from None
+    return write_bundle(out, files)
