@@ -39,7 +39,7 @@ def config_text(name: str, deps: dict[str, list[str] | None]) -> str:
                      "timezone": "Europe/Lisbon"},
         "runtime": {"python_version": "3.11", "env_vars": {"APP_REGION": "br"}},
         "batch": {"enabled": True, "orchestrator": "step_functions", "pipeline": {"steps": steps}},
-        "infra": {"compute": {"provider": "ec2", "ec2_type": "c5.large", "min_quantity": 0, "max_quantity": 1,
+        "infra": {"compute": {"provider": "ec2", "ec2_type": "c5.2xlarge", "min_quantity": 0, "max_quantity": 1,
                               "spot": True}},
         "notifications": {"on_success": ["ml@rentcars.com"], "on_failure": ["oncall@rentcars.com"]},
     }, sort_keys=False)

@@ -6,10 +6,13 @@ Checks that span fields live here and are all reported together, each with its l
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from esteira.ec2_types import InstanceType, close_matches, lookup
 from esteira.errors import ConfigError, Problem
 from esteira.fargate import fargate_size_problem
 from esteira.graph import CycleError, Graph
@@ -96,6 +99,39 @@ def load_project(config_file: Path) -> Project:
     return Project(config=config, graph=graph, source=config_file, lines=doc.lines)
 
 
+def _instance_type(name: str | None, add: Callable[..., None]) -> InstanceType | None:
+    """The ec2_type's facts, or None after reporting why it cannot be used."""
+    if name is None:
+        return None
+    instance = lookup(name)
+    if instance is None:
+        close = close_matches(name)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. m5.xlarge, c6i.2xlarge, r6i.large)"
+        add(f"{name!r} is not an EC2 instance type{hint}", "infra", "compute", "ec2_type")
+        return None
+    if not instance.x86_64:
+        add(f"{name} is an {'/'.join(instance.architectures)} (Graviton) type, but the cluster's AMI and the "
+            "image esteira builds are x86_64; choose an x86_64 type (e.g. m6i instead of m6g)",
+            "infra", "compute", "ec2_type")
+        return None
+    return instance
+
+
+def _fit_problems(step: Step, instance: InstanceType) -> list[str]:
+    """Why ECS could never place this step on one instance of the type."""
+    out = []
+    cpu_units = math.ceil(step.resources.cpu * 1024)
+    memory_mib = math.ceil(step.resources.memory_gb * 1024)
+    if cpu_units > instance.cpu_units:
+        out.append(f"cpu {step.resources.cpu:g} is more than a {instance.name} has ({instance.vcpus} vCPU): "
+                   "ECS could never place the task; use a larger ec2_type or less cpu")
+    if memory_mib > instance.usable_memory_mib:
+        out.append(f"memory_gb {step.resources.memory_gb:g} is more than ECS can give a task on a {instance.name} "
+                   f"(about {instance.usable_memory_mib / 1024:.2f} of its {instance.memory_mib / 1024:g} GiB; the "
+                   "rest is the system's): use a larger ec2_type or less memory")
+    return out
+
+
 def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -118,11 +154,13 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
         add("catchup: true needs a start_date to catch up from (e.g. start_date: 2026-01-01)",
             "schedule", "catchup")
     compute = config.infra.compute
+    instance = None
     if compute.provider == "ec2":
         for name in ("ec2_type", "min_quantity", "max_quantity"):
             if getattr(compute, name) is None:
                 add("required with provider ec2 (the instances of the project's auto scaling group)",
                     "infra", "compute", name)
+        instance = _instance_type(compute.ec2_type, add)
         if (compute.min_quantity is not None and compute.max_quantity is not None
                 and compute.min_quantity > compute.max_quantity):
             add(f"min_quantity ({compute.min_quantity}) is greater than max_quantity "
@@ -152,6 +190,9 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
             size = fargate_size_problem(step.resources.cpu, step.resources.memory_gb)
             if size:
                 add(size, *_STEPS, i, "resources")
+        elif instance is not None:
+            for message in _fit_problems(step, instance):
+                add(message, *_STEPS, i, "resources")
         if step.timeout_seconds is not None and step.timeout_seconds > sched.timeout_seconds:
             add(f"timeout_seconds ({step.timeout_seconds}) exceeds the whole run's "
                 f"schedule.timeout_seconds ({sched.timeout_seconds})",

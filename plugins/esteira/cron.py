@@ -9,8 +9,9 @@ run the same schedule, so that is a config error, not an export error).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from esteira.aws_cron import NotExpressible, to_aws_cron
 
@@ -24,6 +25,8 @@ ALIASES = {
     "@annually": "0 0 1 1 *",
 }
 FIELDS = "minute hour day-of-month month day-of-week"
+_NEVER_CHECK_FROM = datetime(2000, 1, 1)
+_MAX_YEARS = 8  # 29 February comes every 4 years (8 spans a skipped leap year, as 2100)
 _NAMES = re.compile(r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat)",
                     re.IGNORECASE)
 
@@ -46,4 +49,9 @@ def normalise_cron(expr: str) -> str:
         to_aws_cron(text)
     except NotExpressible as exc:
         raise ValueError(str(exc)) from None
+    try:  # '0 0 31 4 *' is valid syntax but there is no 31 April: it would never run
+        croniter(text, _NEVER_CHECK_FROM, max_years_between_matches=_MAX_YEARS).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{expr!r} never fires (no such date in {_MAX_YEARS} years); check the "
+                         "day-of-month and month fields") from None
     return text

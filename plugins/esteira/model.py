@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Ema
 
 from esteira.cron import normalise_cron
 from esteira.naming import ENV_VAR_RE, PROJECT_NAME_RE, STEP_ID_MAX, STEP_ID_RE, VERSION_RE
+from esteira.timezones import alias_target
 
 # Tokens a shell would interpret; with no shell they would reach the program as arguments.
 _SHELL_TOKENS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "2>", "2>&1"}
@@ -54,7 +55,12 @@ def _command(value: object) -> tuple[str, ...]:
         raise ValueError("must be a string or a list of strings")
     if not parts:
         raise ValueError("must not be empty")
-    for token in parts:
+    for index, token in enumerate(parts):
+        if token == "":
+            raise ValueError(f"argument {index} is empty; remove it (an empty argument is almost always "
+                             "a quoting mistake)")
+        if "\x00" in token:
+            raise ValueError(f"argument {index} holds a NUL character, which no program can receive")
         if token in _SHELL_TOKENS or "$(" in token or "`" in token:
             raise ValueError(
                 f"{token!r} is shell syntax, but commands run without a shell "
@@ -113,7 +119,17 @@ def _timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"{name!r} is not an IANA time zone (e.g. 'UTC', "
                          "'America/Sao_Paulo', 'Europe/Lisbon')") from None
+    target = alias_target(name)
+    if target is not None:
+        raise ValueError(f"{name!r} is an old alias of {target!r}; write {target!r} (EventBridge Scheduler "
+                         "takes the canonical IANA names)")
     return name
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character, which no process environment can carry")
+    return value
 
 
 ProjectName = Annotated[str, _pattern(PROJECT_NAME_RE, "lower-case letters, digits, '-' and '_', "
@@ -126,7 +142,7 @@ Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_'
 EnvName = Annotated[str, AfterValidator(_env_name)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
-EnvValue = Annotated[str, Field(max_length=4096)]
+EnvValue = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
 Cron = Annotated[str, AfterValidator(normalise_cron)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
@@ -159,8 +175,10 @@ class Runtime(Strict):
 
 
 class Resources(Strict):
-    cpu: Annotated[float, Field(gt=0, le=192)]
-    memory_gb: Annotated[float, Field(gt=0, le=1024)]
+    # ECS: a task gets 128 CPU units (0.125 vCPU) at least, 192 vCPU at most; Docker gives a
+    # container 6 MiB of memory at least
+    cpu: Annotated[float, Field(ge=0.125, le=192)]
+    memory_gb: Annotated[float, Field(ge=0.006, le=1024)]
 
 
 class Step(Strict):
