@@ -52,6 +52,7 @@ def deploy_stack(session: Any, stack: str, template: dict[str, Any], *, account_
 def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str, tags: dict[str, str],
             say: Callable[[str], None], poll_seconds: float, template_store: str | None) -> DeployResult:
     _check_account(session, account_id)
+    template = without_past_start_dates(template, time.time(), say)
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
     size = len(body.encode())
     if size > MAX_TEMPLATE_BYTES:
@@ -96,6 +97,21 @@ def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
     action = "created" if kind == "CREATE" else "updated"
     say(f"{stack}: {action} ({final['StackStatus']})")
     return DeployResult(stack, action, changes, _outputs(final))
+
+
+def without_past_start_dates(template: dict[str, Any], now: float, say: Callable[[str], None]) -> dict[str, Any]:
+    """The template minus any schedule StartDate already past: it would change nothing (the schedule
+    fires from now on either way), and EventBridge Scheduler refuses a StartDate in the past."""
+    from datetime import datetime
+
+    resources = dict(template.get("Resources", {}))
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        start = props.get("StartDate") if resource.get("Type") == "AWS::Scheduler::Schedule" else None
+        if start and datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() <= now:
+            resources[name] = {**resource, "Properties": {k: v for k, v in props.items() if k != "StartDate"}}
+            say(f"{name}: start_date {start} is past; the schedule fires from now on")
+    return {**template, "Resources": resources}
 
 
 def _upload(session: Any, store: str, stack: str, body: str) -> str:

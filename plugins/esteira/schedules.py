@@ -9,7 +9,9 @@ A list, so that one project could own several schedules later without a format c
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from esteira import asl
 from esteira.aws_cron import to_aws_cron
@@ -37,7 +39,7 @@ def render_schedules(spec: ProjectRunSpec) -> list[dict[str, Any]]:
     sched = cfg.schedule
     names = spec.project.names
     enabled = sched.enabled and cfg.batch.orchestrator == "step_functions" and aws.schedules_enabled
-    return [{
+    request: dict[str, Any] = {
         "Name": names.schedule,
         "GroupName": "default",
         "Description": f"{cfg.project_name}: Unix cron '{sched.cron}' ({sched.timezone}), by esteira",
@@ -50,4 +52,17 @@ def render_schedules(spec: ProjectRunSpec) -> list[dict[str, Any]]:
             "RoleArn": aws.roles.scheduler,
             "Input": SCHEDULED_INPUT,
         },
-    }]
+    }
+    if sched.start_date is not None:
+        request["StartDate"] = start_instant(sched.start_date, sched.timezone)
+    return [request]
+
+
+def start_instant(day: Any, timezone: str) -> str:
+    """Midnight of `start_date` in the schedule's zone, in UTC: the instant Airflow's DAG starts at.
+
+    EventBridge Scheduler fires nothing before StartDate; a StartDate already past has no effect,
+    and deploys drop it (esteira.deploy), since AWS refuses a StartDate far in the past.
+    """
+    start = datetime.combine(day, time(), ZoneInfo(timezone)).astimezone(UTC)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
