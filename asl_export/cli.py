@@ -20,7 +20,7 @@ from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.discovery import LoadFailure, discover, project_files
 from esteira.environments import ENV_NAMES, Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
-from esteira.runspec import Target
+from esteira.plan import Target
 from esteira.settings import Settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD, EXIT_IO = 0, 1, 2, 3

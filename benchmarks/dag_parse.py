@@ -520,7 +520,7 @@ def stage_times(rounds: int = 3) -> str:
     from esteira.airflow.dag_builder import build_dag
     from esteira.discovery import discover, project_files
     from esteira.environments import load_environments
-    from esteira.runspec import Target, build_run_spec
+    from esteira.plan import Target, build_plan
     from esteira.settings import Settings
     from esteira.yaml_source import load_yaml
 
@@ -540,8 +540,8 @@ def stage_times(rounds: int = 3) -> str:
                          lambda: discover(settings.projects_dir))
         envs = load_environments(settings.environments_file)
         target = Target.local(envs) if settings.backend == "local" else Target.aws_env(envs, settings.env)
-        specs = timed("esteira.runspec.build_run_spec (every project)",
-                      lambda projects=projects, target=target: [build_run_spec(p, target) for p in projects])
+        specs = timed("esteira.plan.build_plan (every project)",
+                      lambda projects=projects, target=target: [build_plan(p, target) for p in projects])
         timed("esteira.airflow.dag_builder.build_dag (DAG + operators: Airflow's own cost, mostly)",
               lambda specs=specs: [build_dag(spec) for spec in specs])
     n = len(projects)

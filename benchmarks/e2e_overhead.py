@@ -31,7 +31,7 @@ from pathlib import Path
 
 from esteira.config import load_project
 from esteira.environments import load_environments
-from esteira.runspec import RunValue, Target, build_run_spec
+from esteira.runspec import RunValue, Target, build_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,11 +55,11 @@ def children_cpu() -> float:
 
 
 def run_direct(projects: Path, project: str, run_date: str) -> tuple[float, float, dict[str, float]]:
-    spec = build_run_spec(load_project(projects / project / "config.yaml"),
+    spec = build_plan(load_project(projects / project / "config.yaml"),
                           Target.local(load_environments(projects / "environments.yaml")))
     values = {RunValue.RUN_DATE: run_date, RunValue.RUN_ID: f"benchmark__{run_date}"}
     base = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
-    order = spec.project.graph.topological_order()
+    order = spec.graph.topological_order()
     per_step: dict[str, float] = {}
     cpu, started = children_cpu(), time.perf_counter()
     for step_id in order:

@@ -83,9 +83,9 @@ from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from esteira.asl import render_state_machine, to_json
-from esteira.runspec import ProjectRunSpec
+from esteira.plan import Plan
 
-STEP_TAG = "esteira:step"  # the tag the run spec puts on every task (StepRunSpec.tags)
+STEP_TAG = "esteira:step"  # the tag the run spec puts on every task (StepPlan.tags)
 AGENT_POLL_SECONDS = 0.05
 SYNC_POLL_SECONDS = 0.1  # how often .sync describes the task (moto: 0.5; AWS: longer still): test speed only
 EXECUTION_TIMEOUT_SECONDS = 30.0
@@ -411,12 +411,12 @@ def _session(region: str) -> boto3.Session:
     return boto3.Session(region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-def _create_platform(spec: ProjectRunSpec, session: boto3.Session) -> str:
+def _create_platform(spec: Plan, session: boto3.Session) -> str:
     """Network, cluster, task definition and topic, with the ids and names the ASL uses.
 
     Returns the URL of an SQS queue subscribed to the project's notification topic.
     """
-    placement, aws = spec.placement, spec.target.aws
+    placement, aws = spec.placement, spec.aws
     assert placement is not None and aws is not None
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -441,8 +441,8 @@ def _create_platform(spec: ProjectRunSpec, session: boto3.Session) -> str:
     )
 
     sns, sqs = session.client("sns"), session.client("sqs")
-    topic = sns.create_topic(Name=spec.project.names.sns_topic)["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=f"{spec.project.name}-inbox")["QueueUrl"]
+    topic = sns.create_topic(Name=spec.names.sns_topic)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"{spec.project}-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     return queue_url
@@ -475,10 +475,10 @@ class Execution:
     sync_fails_on_exit_code: bool = True  # AWS's ecs:runTask.sync; False: moto's (never fails)
 
 
-def run_execution(spec: ProjectRunSpec, how: Execution | None = None) -> ExecutionResult:
+def run_execution(spec: Plan, how: Execution | None = None) -> ExecutionResult:
     """Export the project's state machine, run it once in moto with the agent, report what happened."""
     how = how or Execution()
-    placement, aws = spec.placement, spec.target.aws
+    placement, aws = spec.placement, spec.aws
     assert placement is not None and aws is not None
     definition = to_json(render_state_machine(spec))
     requests: list[dict[str, Any]] = []
@@ -487,7 +487,7 @@ def run_execution(spec: ProjectRunSpec, how: Execution | None = None) -> Executi
         session = _session(aws.region)
         queue_url = _create_platform(spec, session)
         sfn, ecs = session.client("stepfunctions"), session.client("ecs")
-        machine = sfn.create_state_machine(name=spec.project.names.state_machine, definition=definition,
+        machine = sfn.create_state_machine(name=spec.names.state_machine, definition=definition,
                                            roleArn=aws.roles.step_functions, type="STANDARD")["stateMachineArn"]
         agent = EcsAgent(ecs, aws.account_id, aws.region, placement.cluster, how)
         with agent:

@@ -7,9 +7,11 @@ AWS, sfn_harness makes it behave like AWS; the product's ASL runs unchanged.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +22,7 @@ from conftest import PROJECTS
 from esteira import notifications
 from esteira.config import Project, load_project
 from esteira.environments import load_environments
-from esteira.runspec import ProjectRunSpec, Target, build_run_spec
+from esteira.plan import Plan, Target, build_plan
 
 REPO_PROJECTS = ("recsys", "churn")
 GRAPH_FIXTURES = ("diamond", "nested")
@@ -40,7 +42,7 @@ def _fast(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProjectRunSpec]:
+def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
     """Run specs (dev) of the repo's projects and of the graph fixtures, as the exporter builds them."""
     root = tmp_path_factory.mktemp("sfn") / "projects"
     for name in REPO_PROJECTS:
@@ -50,12 +52,12 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProjectRunSpec]
         (root / name).mkdir(parents=True)
         (root / name / "config.yaml").write_text(_fast(config_text(name, GRAPHS[name])))
     target = Target.aws_env(load_environments(PROJECTS / "environments.yaml"), ENV)
-    return {name: build_run_spec(load_project(root / name / "config.yaml"), target)
+    return {name: build_plan(load_project(root / name / "config.yaml"), target)
             for name in (*RUN_ONCE_CLEAN, "independent")}
 
 
 @pytest.fixture(scope="module")
-def clean_runs(specs: dict[str, ProjectRunSpec]) -> dict[str, ExecutionResult]:
+def clean_runs(specs: dict[str, Plan]) -> dict[str, ExecutionResult]:
     """One run of every project in which every container exits 0, started by hand (no input).
 
     The steps of a fan-out each keep running until all of them have started: if the machine ran
@@ -64,7 +66,7 @@ def clean_runs(specs: dict[str, ProjectRunSpec]) -> dict[str, ExecutionResult]:
     runs = {}
     for name in RUN_ONCE_CLEAN:
         spec = specs[name]
-        waits = {s: set(group) - {s} for group in fan_outs(spec.project) for s in group}
+        waits = {s: set(group) - {s} for group in fan_outs(project_of(spec)) for s in group}
         for step, others in SLOW_BRANCH.get(name, {}).items():
             waits[step] = waits.get(step, set()) | others
         runs[name] = run_execution(spec, Execution(hold_until_started=waits))
@@ -88,6 +90,16 @@ def independent(project: Project, a: str, b: str) -> bool:
     return a != b and a not in descendants(project, b) and b not in descendants(project, a)
 
 
+def project_of(plan: Plan) -> Project:
+    """The loaded config behind a Plan, for the test's own expectations (graph, failing step)."""
+    return _load(plan.source)
+
+
+@functools.cache
+def _load(source: Path) -> Project:
+    return load_project(source)
+
+
 def fan_outs(project: Project) -> list[set[str]]:
     """Groups of 2+ steps that wait for exactly the same steps: nothing orders them."""
     groups: dict[frozenset[str], set[str]] = {}
@@ -109,16 +121,16 @@ def explain(result: ExecutionResult) -> str:
     return f"status {result.status}; failures: {result.failures()}"
 
 
-def expected_message(spec: ProjectRunSpec, status: str, run_date: str, run_id: str) -> dict[str, str]:
-    return {"project": spec.project.name, "env": ENV, "status": status, "run_date": run_date, "run_id": run_id}
+def expected_message(spec: Plan, status: str, run_date: str, run_id: str) -> dict[str, str]:
+    return {"project": spec.project, "env": ENV, "status": status, "run_date": run_date, "run_id": run_id}
 
 
 # --- (1) order, and every step runs its own container ----------------------------------------
 
 @pytest.mark.parametrize("name", RUN_ONCE_CLEAN)
-def test_steps_start_in_dependency_order(name: str, specs: dict[str, ProjectRunSpec],
+def test_steps_start_in_dependency_order(name: str, specs: dict[str, Plan],
                                          clean_runs: dict[str, ExecutionResult]) -> None:
-    project, result = specs[name].project, clean_runs[name]
+    project, result = project_of(specs[name]), clean_runs[name]
     assert result.status == "SUCCEEDED", explain(result)
     assert sorted(r.step for r in result.runs) == sorted(project.graph.nodes), "every step runs exactly once"
     for up, down in project.graph.edges:
@@ -127,7 +139,7 @@ def test_steps_start_in_dependency_order(name: str, specs: dict[str, ProjectRunS
 
 @pytest.mark.parametrize("name", RUN_ONCE_CLEAN)
 def test_each_task_runs_its_steps_command_on_the_projects_capacity_provider(
-        name: str, specs: dict[str, ProjectRunSpec], clean_runs: dict[str, ExecutionResult]) -> None:
+        name: str, specs: dict[str, Plan], clean_runs: dict[str, ExecutionResult]) -> None:
     spec, result = specs[name], clean_runs[name]
     assert spec.placement is not None
     for run in result.runs:
@@ -141,9 +153,9 @@ def test_each_task_runs_its_steps_command_on_the_projects_capacity_provider(
 # --- (2) parallel branches overlap; a slow branch holds back only what depends on it ---------
 
 @pytest.mark.parametrize("name", ["churn", *GRAPH_FIXTURES])
-def test_parallel_branches_overlap(name: str, specs: dict[str, ProjectRunSpec],
+def test_parallel_branches_overlap(name: str, specs: dict[str, Plan],
                                    clean_runs: dict[str, ExecutionResult]) -> None:
-    project, result = specs[name].project, clean_runs[name]
+    project, result = project_of(specs[name]), clean_runs[name]
     groups = fan_outs(project)
     assert groups, f"{name} has no fan-out any more: choose another project for this test"
     for group in groups:
@@ -152,10 +164,10 @@ def test_parallel_branches_overlap(name: str, specs: dict[str, ProjectRunSpec],
         assert latest_start < earliest_stop, f"{sorted(group)} were never RUNNING at the same time"
 
 
-def test_a_slow_branch_holds_back_only_its_dependents(specs: dict[str, ProjectRunSpec],
+def test_a_slow_branch_holds_back_only_its_dependents(specs: dict[str, Plan],
                                                        clean_runs: dict[str, ExecutionResult]) -> None:
     """No ordering the config does not have: c (after b) starts while d (beside b -> c) still runs."""
-    project, result = specs["nested"].project, clean_runs["nested"]
+    project, result = project_of(specs["nested"]), clean_runs["nested"]
     for slow, others in SLOW_BRANCH["nested"].items():
         for other in others:
             assert independent(project, slow, other), "the fixture changed: pick independent steps"
@@ -171,9 +183,9 @@ def test_a_slow_branch_holds_back_only_its_dependents(specs: dict[str, ProjectRu
     ("diamond", False),
 ])
 def test_a_failing_step_is_retried_then_notified_and_nothing_downstream_runs(
-        name: str, sync_fails_on_exit_code: bool, specs: dict[str, ProjectRunSpec]) -> None:
+        name: str, sync_fails_on_exit_code: bool, specs: dict[str, Plan]) -> None:
     spec = specs[name]
-    project = spec.project
+    project = project_of(spec)
     step = failing_step(project)
     result = run_execution(spec, Execution(exit_codes={step: 3}, sync_fails_on_exit_code=sync_fails_on_exit_code))
 
@@ -195,10 +207,10 @@ def test_a_failing_step_is_retried_then_notified_and_nothing_downstream_runs(
         assert result.notifications == []
 
 
-def test_a_failure_does_not_cancel_the_steps_independent_of_it(specs: dict[str, ProjectRunSpec]) -> None:
+def test_a_failure_does_not_cancel_the_steps_independent_of_it(specs: dict[str, Plan]) -> None:
     """independent: a -> b beside x -> y. a fails while x still runs: Airflow finishes x, then runs y."""
     spec = specs["independent"]
-    project = spec.project
+    project = project_of(spec)
     step = failing_step(project)
     others = {s for s in project.graph.nodes if independent(project, step, s)}
     assert others, "the fixture changed: it needs steps independent of the failing one"
@@ -211,10 +223,10 @@ def test_a_failure_does_not_cancel_the_steps_independent_of_it(specs: dict[str, 
     assert others <= result.steps_run, f"never started: {sorted(others - result.steps_run)}"
 
 
-def test_a_step_that_fails_once_is_retried_and_the_run_succeeds(specs: dict[str, ProjectRunSpec]) -> None:
+def test_a_step_that_fails_once_is_retried_and_the_run_succeeds(specs: dict[str, Plan]) -> None:
     """Also the scheduled case: RUN_DATE/RUN_ID come from the input EventBridge Scheduler sends."""
     spec = specs["recsys"]
-    project = spec.project
+    project = project_of(spec)
     step = failing_step(project)
     assert spec.step(step).retries >= 1, f"recsys {step} has no retries any more: pick a step that has"
     scheduled = {"run_date": "2026-11-24T03:00:00Z", "run_id": "sched-recsys-7f1c2d"}
@@ -236,13 +248,13 @@ def test_a_step_that_fails_once_is_retried_and_the_run_succeeds(specs: dict[str,
 
 @pytest.mark.parametrize("name", RUN_ONCE_CLEAN)
 def test_a_successful_run_publishes_the_success_message_when_configured(
-        name: str, specs: dict[str, ProjectRunSpec], clean_runs: dict[str, ExecutionResult]) -> None:
+        name: str, specs: dict[str, Plan], clean_runs: dict[str, ExecutionResult]) -> None:
     spec, result = specs[name], clean_runs[name]
     assert result.status == "SUCCEEDED", explain(result)
     run = result.runs[0]
-    if spec.project.config.notifications.on_success:
+    if spec.notifications.on_success:
         assert [(n.subject, n.message) for n in result.notifications] == [
-            (notifications.subject(spec.project.name, ENV, notifications.SUCCEEDED),
+            (notifications.subject(spec.project, ENV, notifications.SUCCEEDED),
              expected_message(spec, notifications.SUCCEEDED, run.environment["RUN_DATE"], run.environment["RUN_ID"]))]
     else:
         assert result.notifications == []

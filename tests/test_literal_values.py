@@ -21,7 +21,7 @@ from esteira.airflow.factory import build_all
 from esteira.asl import render_state_machine
 from esteira.config import load_project
 from esteira.environments import load_environments
-from esteira.runspec import Target, build_run_spec
+from esteira.plan import Target, build_plan
 from esteira.settings import Settings
 
 # What a shell, a template engine or a JSON/YAML writer could each get wrong.
@@ -90,7 +90,7 @@ def test_the_ecs_task_airflow_renders_equals_the_asl_task_field_by_field(
 
     project = load_project(literal_project / "literal" / "config.yaml")
     target = Target.aws_env(load_environments(literal_project / "environments.yaml"), "dev")
-    asl = render_state_machine(build_run_spec(project, target))
+    asl = render_state_machine(build_plan(project, target))
     branch = asl["States"][f"{task.task_id}.run"]["Branches"][0]
     sent = branch["States"][task.task_id]["Parameters"]["Overrides"]["ContainerOverrides"][0]
 

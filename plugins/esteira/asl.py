@@ -1,7 +1,7 @@
-"""Project run spec -> Amazon States Language: the same graph Airflow runs, as a state machine.
+"""Plan -> Amazon States Language: the same graph Airflow runs, as a state machine.
 
 Each step is an `ecs:runTask.sync` Task state named by its step id, whose Parameters are the
-run spec's RunTask request, PascalCased. Dependencies become nested sequences and Parallel
+Plan's RunTask request, PascalCased. Dependencies become nested sequences and Parallel
 states (`esteira.graph.structure`). The run's identity comes from the execution input that the
 EventBridge schedule sends, or from the execution itself when started by hand.
 
@@ -32,7 +32,7 @@ from typing import Any
 from esteira import notifications
 from esteira.errors import ConfigError, Problem
 from esteira.graph import Block, Par, Seq, structure
-from esteira.runspec import ProjectRunSpec, RunValue, StepRunSpec
+from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, RunValue, StepPlan
 
 MAX_DEFINITION_BYTES = 1_048_576  # Step Functions' definition size limit
 RUN_PATH = "$.esteira"
@@ -42,8 +42,6 @@ SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
 # a step's helper states are `<step><suffix>`; esteira.naming.STEP_ID_MAX leaves room for the longest
 RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX = ".run", ".exit-code", ".ok", ".failed"
 STEP_FAILED_ERROR = "esteira.StepFailed"
-# what the EventBridge schedule puts in the execution input (see esteira.schedules)
-INPUT_RUN_DATE, INPUT_RUN_ID = "run_date", "run_id"
 
 
 class _Path(str):
@@ -53,37 +51,36 @@ class _Path(str):
 _RUN_VALUE_PATHS = {RunValue.RUN_DATE: _Path(f"{RUN_PATH}.run_date"), RunValue.RUN_ID: _Path(f"{RUN_PATH}.run_id")}
 
 
-def render_state_machine(spec: ProjectRunSpec) -> dict[str, Any]:
+def render_state_machine(plan: Plan) -> dict[str, Any]:
     """The ASL definition of a project for an AWS target (dev/prd)."""
-    if spec.placement is None:
+    if plan.placement is None:
         raise ValueError("a state machine needs an AWS target (dev or prd), not the local backend")
-    cfg = spec.project.config
-    notify = cfg.notifications
+    notify = plan.notifications
     on_failure = NOTIFY_FAILURE if notify.on_failure else FAILED
     on_success = NOTIFY_SUCCESS if notify.on_success else SUCCEEDED
 
     states: dict[str, Any] = {}
     _identity_states(states)
-    builder = _Builder(spec)
-    first = builder.chain(structure(spec.project.graph), states, on_success, on_failure)
+    builder = _Builder(plan)
+    first = builder.chain(structure(plan.graph), states, on_success, on_failure)
     states[FROM_INPUT]["Next"] = first
     states[FROM_EXECUTION]["Next"] = first
     if notify.on_success:
-        _notify_states(states, spec, notifications.SUCCEEDED, NOTIFY_SUCCESS, SUCCEEDED)
+        _notify_states(states, plan, notifications.SUCCEEDED, NOTIFY_SUCCESS, SUCCEEDED)
     if notify.on_failure:
-        _notify_states(states, spec, notifications.FAILED, NOTIFY_FAILURE, FAILED)
+        _notify_states(states, plan, notifications.FAILED, NOTIFY_FAILURE, FAILED)
     states[SUCCEEDED] = {"Type": "Succeed"}
     states[FAILED] = {"Type": "Fail", "Error": STEP_FAILED_ERROR,
-                      "Cause": f"a step of {cfg.project_name} failed after its retries; see the execution history"}
+                      "Cause": f"a step of {plan.project} failed after its retries; see the execution history"}
     definition = {
-        "Comment": f"{cfg.project_name} {cfg.version}: {' '.join(cfg.description.split())}"[:1000],
+        "Comment": f"{plan.project} {plan.version}: {' '.join(plan.description.split())}"[:1000],
         "StartAt": START,
-        "TimeoutSeconds": cfg.schedule.timeout_seconds,
+        "TimeoutSeconds": plan.run_timeout_seconds,
         "States": states,
     }
     size = len(to_json(definition).encode())
     if size > MAX_DEFINITION_BYTES:
-        raise ConfigError(spec.project.source, [Problem(
+        raise ConfigError(plan.source, [Problem(
             f"the state machine definition is {size} bytes; Step Functions accepts at most "
             f"{MAX_DEFINITION_BYTES}: use fewer or smaller steps", ("batch", "pipeline", "steps"))])
     return definition
@@ -111,12 +108,11 @@ def _identity_states(states: dict[str, Any]) -> None:
         "run_id.$": "$$.Execution.Name"}, "ResultPath": RUN_PATH}
 
 
-def _notify_states(states: dict[str, Any], spec: ProjectRunSpec, status: str, first: str, end: str) -> None:
+def _notify_states(states: dict[str, Any], plan: Plan, status: str, first: str, end: str) -> None:
     """A Pass state that builds the message (the same JSON Airflow's callback sends), then SNS."""
-    assert spec.target.aws is not None
-    aws = spec.target.aws
-    name = spec.project.name
-    fields = notifications.message_fields(name, spec.target.env, status)
+    assert plan.notifications.topic_arn is not None
+    name = plan.project
+    fields = notifications.message_fields(name, plan.target.env, status)
     publish = f"{first}.publish"
     states[first] = {
         "Type": "Pass",
@@ -128,8 +124,8 @@ def _notify_states(states: dict[str, Any], spec: ProjectRunSpec, status: str, fi
         "Type": "Task",
         "Resource": "arn:aws:states:::sns:publish",
         "Parameters": {
-            "TopicArn": spec.project.names.sns_topic_arn(aws.region, aws.account_id),
-            "Subject": notifications.subject(name, spec.target.env, status),
+            "TopicArn": plan.notifications.topic_arn,
+            "Subject": notifications.subject(name, plan.target.env, status),
             "Message.$": "States.JsonToString($.notification)",
             "MessageAttributes": {k: {"DataType": "String", "StringValue": v}
                                   for k, v in notifications.message_attributes(status).items()},
@@ -153,8 +149,8 @@ class _Builder:
     branch failed. The failure notification and Fail come once, at the end.
     """
 
-    def __init__(self, spec: ProjectRunSpec) -> None:
-        self.spec = spec
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
         self.parallel_count = 0
 
     def chain(self, block: Block, states: dict[str, Any], on_success: str, on_failure: str) -> str:
@@ -165,7 +161,7 @@ class _Builder:
         for i, item in enumerate(items):
             following = names[i + 1] if i + 1 < len(items) else on_success
             if isinstance(item, str):
-                states[names[i]] = {**self._step(self.spec.step(item)), "Catch": catch, "Next": following}
+                states[names[i]] = {**self._step(self.plan.step(item)), "Catch": catch, "Next": following}
                 continue
             assert isinstance(item, Par)
             outcome = f"{names[i]}.outcome"
@@ -197,11 +193,11 @@ class _Builder:
         self.parallel_count += 1
         return f"esteira.parallel-{self.parallel_count}"
 
-    def _step(self, step: StepRunSpec) -> dict[str, Any]:
+    def _step(self, step: StepPlan) -> dict[str, Any]:
         """The step's wrapper: one branch (task, exit-code check), retried as a whole."""
         name = step.step_id
-        assert self.spec.placement is not None
-        logs = self.spec.placement.log_group
+        assert self.plan.placement is not None
+        logs = self.plan.placement.log_group
         check, ok, failed = f"{name}{CHECK_SUFFIX}", f"{name}{OK_SUFFIX}", f"{name}{FAILED_SUFFIX}"
         exit_code = "$.ecs.Containers[0].ExitCode"  # the task definition has one container
         branch = {"StartAt": name, "States": {
@@ -225,10 +221,10 @@ class _Builder:
                                "MaxAttempts": step.retries, "BackoffRate": 1.0}]
         return state
 
-    def _task(self, step: StepRunSpec) -> dict[str, Any]:
-        placement = self.spec.placement
+    def _task(self, step: StepPlan) -> dict[str, Any]:
+        placement = self.plan.placement
         assert placement is not None
-        request = step.ecs_run_task(placement, self.spec.project.name, self.spec.target.env,
+        request = step.ecs_run_task(placement, self.plan.project, self.plan.target.env,
                                     _RUN_VALUE_PATHS.__getitem__)
         return {
             "Type": "Task",

@@ -1,9 +1,10 @@
-"""Project run spec -> one CloudFormation stack holding every AWS resource the project runs on.
+"""Plan -> one CloudFormation stack holding every AWS resource the project runs on.
 
 The seed created these by hand and kept a page on the order to delete them in; a stack is
-created, updated and deleted as one. The state machine and the schedule inside it are the very
-documents `esteira.asl` and `esteira.schedules` render (their ARNs swapped for references to
-the stack's own resources), so the stack can never drift from `state_machine.asl.json`.
+created, updated and deleted as one. The state machine and the schedules inside it are handed in
+by the caller (esteira.compile): the very documents `esteira.asl` and `esteira.schedules` render
+(the schedules with references to the stack's own state machine and role), so the stack can never
+drift from `state_machine.asl.json`, and no renderer imports another.
 
 IAM is least privilege: each role may do only what its one user needs, on this project's
 resources only (the statements below say which and why). Names come from `esteira.naming`.
@@ -15,9 +16,7 @@ import json
 from typing import Any
 
 from esteira import notifications
-from esteira.asl import render_state_machine
-from esteira.runspec import ProjectRunSpec, RunValue
-from esteira.schedules import render_schedules
+from esteira.plan import Plan
 
 FORMAT_VERSION = "2010-09-09"
 # the ECS-optimised Amazon Linux 2023 AMI, resolved by CloudFormation at deploy time
@@ -80,27 +79,34 @@ def _secret_arn(ref: str) -> str:
     return f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{name}"
 
 
-def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
-    """The CloudFormation template of a project for an AWS target (dev/prd)."""
-    aws, placement = spec.target.aws, spec.placement
+# What the stack's schedules point at: its own state machine, started by its own role.
+SCHEDULE_TARGET = {"Ref": "StateMachine"}
+SCHEDULE_ROLE = {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+
+
+def render_stack(plan: Plan, state_machine: dict[str, Any], schedules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CloudFormation template of a project for an AWS target (dev/prd).
+
+    `state_machine` is the rendered ASL; `schedules` the CreateSchedule bodies rendered with
+    SCHEDULE_TARGET and SCHEDULE_ROLE as their target and role.
+    """
+    aws, placement = plan.aws, plan.placement
     if aws is None or placement is None:
         raise ValueError("a stack needs an AWS target (dev or prd), not the local backend")
-    project = spec.project
-    cfg = project.config
-    names = project.names
-    compute = cfg.infra.compute
+    names = plan.names
+    compute = plan.compute
     fargate = compute.provider == "fargate"
     resources: dict[str, Any] = {}
 
     resources["LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
-        "LogGroupName": names.log_group, "RetentionInDays": cfg.infra.log_retention_days}}
+        "LogGroupName": names.log_group, "RetentionInDays": compute.log_retention_days}}
 
     # --- notifications: one topic; each address gets the statuses it asked for -----------
     resources["NotificationTopic"] = {"Type": "AWS::SNS::Topic", "Properties": {
-        "TopicName": names.sns_topic, "DisplayName": f"esteira {project.name}"[:100]}}
+        "TopicName": names.sns_topic, "DisplayName": f"esteira {plan.project}"[:100]}}
     wanted: dict[str, list[str]] = {}
-    for status, addresses in ((notifications.SUCCEEDED, cfg.notifications.on_success),
-                              (notifications.FAILED, cfg.notifications.on_failure)):
+    for status, addresses in ((notifications.SUCCEEDED, plan.notifications.on_success),
+                              (notifications.FAILED, plan.notifications.on_failure)):
         for address in addresses:
             wanted.setdefault(address.lower(), []).append(status)
     for i, (address, statuses) in enumerate(sorted(wanted.items()), start=1):
@@ -116,7 +122,7 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
         providers: list[Any] = ["FARGATE", "FARGATE_SPOT"]
         default = placement.capacity_provider
     else:
-        _ec2_capacity(resources, spec)
+        _ec2_capacity(resources, plan)
         providers = [_ref("CapacityProvider")]
         default = _ref("CapacityProvider")
     resources["ClusterCapacityProviders"] = {"Type": "AWS::ECS::ClusterCapacityProviderAssociations", "Properties": {
@@ -127,7 +133,7 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
     registry, _, repository = aws.ecr_repository.partition("/")
     ecr_region = registry.split(".")[3]
     repository_arn = f"arn:${{AWS::Partition}}:ecr:{ecr_region}:{registry.split('.')[0]}:repository/{repository}"
-    secrets = cfg.runtime.secrets
+    secrets = dict(plan.secrets)
     execution: list[dict[str, Any]] = [
         _allow("PullTheImageLogin", ["ecr:GetAuthorizationToken"], "*"),  # the API has no resource-level form
         _allow("PullTheImage", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
@@ -141,26 +147,25 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
     if manager:
         execution.append(_allow("ReadTheSecrets", ["secretsmanager:GetSecretValue"], [_sub(a) for a in manager]))
     resources["TaskExecutionRole"] = _role(
-        f"ECS agent for {project.name}: pull its image, write its logs, read its secrets",
+        f"ECS agent for {plan.project}: pull its image, write its logs, read its secrets",
         "ecs-tasks.amazonaws.com", execution)
-    bucket, _, prefix = spec.target.data_root.removeprefix("s3://").partition("/")
-    data_prefix = f"{prefix.strip('/')}/{project.name}".lstrip("/")
+    bucket, _, prefix = plan.target.data_root.removeprefix("s3://").partition("/")
+    data_prefix = f"{prefix.strip('/')}/{plan.project}".lstrip("/")
     resources["TaskRole"] = _role(
-        f"The {project.name} jobs: read and write the project's data partitions, nothing else",
+        f"The {plan.project} jobs: read and write the project's data partitions, nothing else",
         "ecs-tasks.amazonaws.com", [
             _allow("ReadWriteTheProjectsData", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                    _sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/{data_prefix}/*")),
             _allow("ListTheProjectsData", ["s3:ListBucket"], _sub(f"arn:${{AWS::Partition}}:s3:::{bucket}"),
                    StringLike={"s3:prefix": [f"{data_prefix}/*"]}),
         ])
-    first = spec.steps[0]
+    first = plan.steps[0]
     container: dict[str, Any] = {
         "Name": placement.container_name,
         "Image": names.image_uri(aws.ecr_repository),
         "Essential": True,
         # what every step gets; the run's own values (RUN_DATE, RUN_ID, step env) come as overrides
-        "Environment": [{"Name": k, "Value": v} for k, v in first.environment
-                        if not isinstance(v, RunValue) and k in _PLATFORM_ENV],
+        "Environment": [{"Name": k, "Value": v} for k, v in plan.platform_env],
         "LogConfiguration": {"LogDriver": "awslogs", "Options": {
             "awslogs-group": _ref("LogGroup"), "awslogs-region": _ref("AWS::Region"),
             "awslogs-stream-prefix": placement.log_stream_prefix}},
@@ -185,7 +190,7 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
     family_arn = (f"arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:"
                   f"task-definition/{placement.task_definition}:*")
     resources["StateMachineRole"] = _role(
-        f"Step Functions for {project.name}: run, watch and stop its ECS tasks, notify its topic",
+        f"Step Functions for {plan.project}: run, watch and stop its ECS tasks, notify its topic",
         "states.amazonaws.com", [
             _allow("RunTheProjectsTasks", ["ecs:RunTask"], _sub(family_arn),
                    ArnEquals={"ecs:cluster": _sub(cluster_arn)}),
@@ -201,25 +206,22 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
         ])
     resources["StateMachine"] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
         "StateMachineName": names.state_machine, "StateMachineType": "STANDARD",
-        "DefinitionString": definition_string(render_state_machine(spec)),
+        "DefinitionString": definition_string(state_machine),
         "RoleArn": _att("StateMachineRole", "Arn")},
         # the ASL names the cluster, task definition family and topic by name: create them first
         "DependsOn": ["ClusterCapacityProviders", "TaskDefinition", "NotificationTopic"]}
 
     # --- the schedule: starts this state machine and nothing else ------------------------------
     resources["SchedulerRole"] = _role(
-        f"EventBridge Scheduler for {project.name}: start its state machine",
+        f"EventBridge Scheduler for {plan.project}: start its state machine",
         "scheduler.amazonaws.com", [_allow("StartTheStateMachine", ["states:StartExecution"], _ref("StateMachine"))])
-    for i, request in enumerate(render_schedules(spec), start=1):
-        props = json.loads(json.dumps(request))
-        props["Target"]["Arn"] = _ref("StateMachine")
-        props["Target"]["RoleArn"] = _att("SchedulerRole", "Arn")
-        resources[f"Schedule{i if i > 1 else ''}"] = {"Type": "AWS::Scheduler::Schedule", "Properties": props}
+    for i, request in enumerate(schedules, start=1):
+        resources[f"Schedule{i if i > 1 else ''}"] = {"Type": "AWS::Scheduler::Schedule", "Properties": request}
 
     return {
         "AWSTemplateFormatVersion": FORMAT_VERSION,
-        "Description": f"esteira: {project.name} {cfg.version} ({spec.target.env}) - every resource the "
-                       f"pipeline runs on; generated from {project.source.parent.name}/config.yaml, do not edit",
+        "Description": f"esteira: {plan.project} {plan.version} ({plan.target.env}) - every resource the "
+                       f"pipeline runs on; generated from {plan.directory.name}/config.yaml, do not edit",
         "Resources": resources,
         "Outputs": {
             "StateMachineArn": {"Value": _ref("StateMachine")},
@@ -230,18 +232,14 @@ def render_stack(spec: ProjectRunSpec) -> dict[str, Any]:
     }
 
 
-_PLATFORM_ENV = ("ENV", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT")
-
-
-def _ec2_capacity(resources: dict[str, Any], spec: ProjectRunSpec) -> None:
+def _ec2_capacity(resources: dict[str, Any], plan: Plan) -> None:
     """Launch template, auto scaling group (spot when asked) and the project's capacity provider."""
-    assert spec.target.aws is not None
-    aws = spec.target.aws
-    cfg = spec.project.config
-    names = spec.project.names
-    compute = cfg.infra.compute
+    assert plan.aws is not None
+    aws = plan.aws
+    names = plan.names
+    compute = plan.compute
     resources["InstanceRole"] = _role(
-        f"EC2 instances of {spec.project.name}'s cluster: register with ECS",
+        f"EC2 instances of {plan.project}'s cluster: register with ECS",
         "ec2.amazonaws.com", [],
         managed=[_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role")])
     resources["InstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile",
@@ -271,7 +269,7 @@ def _ec2_capacity(resources: dict[str, Any], spec: ProjectRunSpec) -> None:
                 "OnDemandBaseCapacity": 0,
                 "OnDemandPercentageAboveBaseCapacity": 0 if compute.spot else 100,
                 "SpotAllocationStrategy": "price-capacity-optimized"}},
-        "Tags": [{"Key": "esteira:project", "Value": spec.project.name, "PropagateAtLaunch": True}],
+        "Tags": [{"Key": "esteira:project", "Value": plan.project, "PropagateAtLaunch": True}],
     }}
     resources["CapacityProvider"] = {"Type": "AWS::ECS::CapacityProvider", "Properties": {
         "Name": names.capacity_provider,

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from esteira.asl import render_state_machine, to_json
-from esteira.cloudformation import render_stack
+from esteira.cloudformation import SCHEDULE_ROLE, SCHEDULE_TARGET, render_stack
 from esteira.config import Project
 from esteira.environments import ENV_NAMES, Environments
 from esteira.errors import ConfigError, Problem
-from esteira.runspec import ProjectRunSpec, Target, build_run_spec
+from esteira.plan import Plan, Target, build_plan
 from esteira.schedules import render_schedules
 
 MAX_TEMPLATE_BYTES = 1_000_000  # CloudFormation's limit for a template uploaded to S3 (TemplateURL)
@@ -34,7 +34,7 @@ STACK_FILE = "stack.cfn.json"
 class AwsOutputs:
     """Everything the export writes and deploys for one project in one AWS environment."""
 
-    spec: ProjectRunSpec
+    plan: Plan
     state_machine: dict[str, Any]
     schedules: list[dict[str, Any]]
     stack: dict[str, Any]
@@ -55,10 +55,11 @@ def template_body(stack: dict[str, Any]) -> str:
 
 def compile_aws(project: Project, target: Target) -> AwsOutputs:
     """Render a project for an AWS environment; ConfigError for anything AWS would refuse."""
-    spec = build_run_spec(project, target)
-    state_machine = render_state_machine(spec)
-    schedules = render_schedules(spec)
-    stack = render_stack(spec)
+    plan = build_plan(project, target)
+    state_machine = render_state_machine(plan)
+    schedules = render_schedules(plan)
+    stack = render_stack(plan, state_machine, render_schedules(plan, target_arn=SCHEDULE_TARGET,
+                                                                 role_arn=SCHEDULE_ROLE))
     problems: list[Problem] = []
     for schedule in schedules:
         expression = schedule["ScheduleExpression"]
@@ -77,7 +78,7 @@ def compile_aws(project: Project, target: Target) -> AwsOutputs:
             path, project.line_for(path)))
     if problems:
         raise ConfigError(project.source, problems)
-    return AwsOutputs(spec, state_machine, schedules, stack)
+    return AwsOutputs(plan, state_machine, schedules, stack)
 
 
 def check_project(project: Project, environments: Environments) -> None:
@@ -86,7 +87,7 @@ def check_project(project: Project, environments: Environments) -> None:
     for target in (Target.local(environments), *(Target.aws_env(environments, env) for env in ENV_NAMES)):
         try:
             if target.aws is None:
-                build_run_spec(project, target)
+                build_plan(project, target)
             else:
                 compile_aws(project, target)
         except ConfigError as exc:

@@ -6,7 +6,7 @@ run's values stay RunValue placeholders until an orchestrator renders them.
 
 from __future__ import annotations
 
-from esteira.runspec import RunValue
+from esteira.plan import RunValue
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"

@@ -1,4 +1,4 @@
-"""Project + run spec -> an Airflow DAG. Only the operator differs between the backends.
+"""Plan -> an Airflow DAG. Only the operator differs between the backends.
 
 ecs: EcsRunTaskOperator on the project's capacity provider (never the operator's default
 launch_type="EC2", which would bypass the spot capacity provider). local: the same argv and
@@ -16,44 +16,41 @@ from esteira.airflow.compat import DAG, BaseOperator, CronTriggerTimetable, EcsR
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
 from esteira.airflow.templates import MACROS, jinja, literal
-from esteira.runspec import ProjectRunSpec, StepRunSpec
+from esteira.plan import Plan, StepPlan
 
 # Without a start_date in the config the DAG may run from here on (catchup is off then).
 DEFAULT_START = datetime(2024, 1, 1)
 
 
-def build_dag(spec: ProjectRunSpec) -> DAG:
-    project = spec.project
-    cfg = project.config
-    sched = cfg.schedule
-    start = sched.start_date or DEFAULT_START
-    timetable = CronTriggerTimetable(sched.cron, timezone=sched.timezone) if sched.enabled else None
-    owner = cfg.owners.tech_owner
+def build_dag(plan: Plan) -> DAG:
+    sched = plan.schedule
+    # the DAG's zone is its start date's: the schedule's zone, at the instant the Plan decided
+    start = (pendulum.instance(sched.start).in_timezone(sched.timezone) if sched.start else
+             pendulum.datetime(DEFAULT_START.year, DEFAULT_START.month, DEFAULT_START.day, tz=sched.timezone))
+    timetable = CronTriggerTimetable(sched.cron, timezone=sched.timezone) if sched.in_airflow else None
+    owner = plan.tech_owner
     dag = DAG(
-        dag_id=project.names.dag_id,
-        description=_one_line(cfg.description),
-        doc_md=_doc_md(spec),
+        dag_id=plan.names.dag_id,
+        description=_one_line(plan.description),
+        doc_md=_doc_md(plan),
         schedule=timetable,
-        start_date=pendulum.datetime(start.year, start.month, start.day, tz=sched.timezone),
+        start_date=start,
         catchup=sched.catchup,
-        dagrun_timeout=timedelta(seconds=sched.timeout_seconds),
-        tags=_tags(spec),
+        dagrun_timeout=timedelta(seconds=plan.run_timeout_seconds),
+        tags=["esteira", *(f"{key}:{value}" for key, value in plan.labels)],
         owner_links={owner: f"mailto:{owner}"},
         user_defined_macros=MACROS,
-        # In AWS, Step Functions owns the production schedule unless the config says airflow:
-        # the DAG then starts paused (manual runs and backfills) so nothing runs twice.
-        is_paused_upon_creation=(spec.placement is not None
-                                 and cfg.batch.orchestrator != "airflow") or None,
+        is_paused_upon_creation=sched.airflow_paused_on_creation,
         default_args={"owner": owner},
-        **callbacks(spec),
+        **callbacks(plan),
     )
-    tasks = {step.step_id: _task(spec, step, dag) for step in spec.steps}
-    for upstream, downstream in project.graph.edges:
+    tasks = {step.step_id: _task(plan, step, dag) for step in plan.steps}
+    for upstream, downstream in plan.graph.edges:
         tasks[upstream] >> tasks[downstream]
     return dag
 
 
-def _task(spec: ProjectRunSpec, step: StepRunSpec, dag: DAG) -> BaseOperator:
+def _task(plan: Plan, step: StepPlan, dag: DAG) -> BaseOperator:
     common: dict[str, Any] = {
         "task_id": step.step_id,
         "task_display_name": step.display_name,
@@ -62,12 +59,12 @@ def _task(spec: ProjectRunSpec, step: StepRunSpec, dag: DAG) -> BaseOperator:
         "execution_timeout": timedelta(seconds=step.timeout_seconds),
         "dag": dag,
     }
-    placement = spec.placement
+    placement = plan.placement
     if placement is None:
         # only `env` is a template field of the local operator; the command is passed as is
         return LocalProcessOperator(command=step.command, env=step.env(jinja, literal),
-                                    cwd=str(spec.project.directory), **common)
-    request = step.ecs_run_task(placement, spec.project.name, spec.target.env, jinja, literal)
+                                    cwd=str(plan.directory), **common)
+    request = step.ecs_run_task(placement, plan.project, plan.target.env, jinja, literal)
     return EcsRunTaskOperator(
         cluster=request["cluster"],
         task_definition=request["taskDefinition"],
@@ -87,34 +84,27 @@ def _task(spec: ProjectRunSpec, step: StepRunSpec, dag: DAG) -> BaseOperator:
     )
 
 
-def _tags(spec: ProjectRunSpec) -> list[str]:
-    cfg = spec.project.config
-    return ["esteira", f"project:{cfg.project_name}", f"version:{cfg.version}",
-            f"orchestrator:{cfg.batch.orchestrator}", f"env:{spec.target.env}"]
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def _doc_md(spec: ProjectRunSpec) -> str:
-    cfg = spec.project.config
-    sched = cfg.schedule
-    when = (f"`{sched.cron}` ({sched.timezone})" if sched.enabled else "disabled (manual runs only)")
+def _doc_md(plan: Plan) -> str:
+    sched = plan.schedule
+    when = (f"`{sched.cron}` ({sched.timezone})" if sched.in_airflow else "disabled (manual runs only)")
     rows = "\n".join(
         f"| `{s.step_id}` | {s.display_name} | `{' '.join(s.command)}` | "
-        f"{', '.join(spec.project.graph.upstream(s.step_id)) or '-'} | "
+        f"{', '.join(s.upstream) or '-'} | "
         f"{s.cpu_units / 1024:g} vCPU, {s.memory_mib / 1024:g} GiB | {s.retries} | {s.timeout_seconds}s |"
-        for s in spec.steps
+        for s in plan.steps
     )
-    return f"""{cfg.description}
+    return f"""{plan.description}
 
-**Project** `{cfg.project_name}` version `{cfg.version}` · **target** `{spec.target.env}` ·
-**schedule** {when} · **owners** {cfg.owners.tech_owner} (tech), {cfg.owners.business_owner} (business)
+**Project** `{plan.project}` version `{plan.version}` · **target** `{plan.target.env}` ·
+**schedule** {when} · **owners** {plan.tech_owner} (tech), {plan.business_owner} (business)
 
 | step | name | command | after | resources | retries | timeout |
 |---|---|---|---|---|---|---|
 {rows}
 
-Generated by esteira from `{spec.project.source}`; edit that file, not this DAG.
+Generated by esteira from `{plan.source}`; edit that file, not this DAG.
 """

@@ -21,7 +21,7 @@ from esteira.config import Project
 from esteira.discovery import LoadFailure, discover
 from esteira.environments import load_environments
 from esteira.errors import ConfigError, unexpected_error
-from esteira.runspec import Target, build_run_spec
+from esteira.plan import Target, build_plan
 from esteira.settings import Settings
 
 log = logging.getLogger("esteira")
@@ -104,7 +104,7 @@ def _build(project: Project, target: Target | None, env_error: ConfigError | Non
         assert env_error is not None
         return LoadFailure(project.directory.name, env_error)
     try:
-        dag = build_dag(build_run_spec(project, target))
+        dag = build_dag(build_plan(project, target))
     except ConfigError as exc:
         return LoadFailure(project.directory.name, exc)
     except Exception as exc:  # Airflow's own refusals, or anything else: see above

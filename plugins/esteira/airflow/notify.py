@@ -14,7 +14,7 @@ from typing import Any
 from esteira import notifications
 from esteira.airflow.compat import Context, SnsNotifier
 from esteira.airflow.templates import run_date
-from esteira.runspec import ProjectRunSpec, RunValue
+from esteira.plan import Plan, RunValue
 
 log = logging.getLogger("esteira")
 
@@ -53,15 +53,12 @@ def render_message(project: str, env: str, status: str, context: Context) -> str
 class RunNotifier:
     """A DAG callback; builds a fresh SnsNotifier per call, since notifiers render in place."""
 
-    def __init__(self, spec: ProjectRunSpec, status: str) -> None:
-        self.project = spec.project.name
-        self.env = spec.target.env
+    def __init__(self, plan: Plan, status: str) -> None:
+        self.project = plan.project
+        self.env = plan.target.env
         self.status = status
-        self.placement = spec.placement
-        self.topic_arn: str | None = None
-        if spec.target.aws is not None:
-            aws = spec.target.aws
-            self.topic_arn = spec.project.names.sns_topic_arn(aws.region, aws.account_id)
+        self.placement = plan.placement
+        self.topic_arn = plan.notifications.topic_arn
 
     def __call__(self, context: Context) -> None:
         message = render_message(self.project, self.env, self.status, context)
@@ -79,12 +76,11 @@ class RunNotifier:
         )(context)
 
 
-def callbacks(spec: ProjectRunSpec) -> dict[str, Any]:
+def callbacks(plan: Plan) -> dict[str, Any]:
     """DAG kwargs for the config's notifications (only for the lists that are not empty)."""
-    cfg = spec.project.config.notifications
     out: dict[str, Any] = {}
-    if cfg.on_success:
-        out["on_success_callback"] = RunNotifier(spec, notifications.SUCCEEDED)
-    if cfg.on_failure:
-        out["on_failure_callback"] = RunNotifier(spec, notifications.FAILED)
+    if plan.notifications.on_success:
+        out["on_success_callback"] = RunNotifier(plan, notifications.SUCCEEDED)
+    if plan.notifications.on_failure:
+        out["on_failure_callback"] = RunNotifier(plan, notifications.FAILED)
     return out

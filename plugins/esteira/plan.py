@@ -1,9 +1,12 @@
-"""How one step runs, said once and neutrally; each orchestrator only renders it.
+"""The Plan: one project on one target, complete and orchestrator-neutral. Renderers read only this.
 
-A StepRunSpec holds the command list, environment, cpu, memory, retries and timeout. The
-run's identity (RUN_DATE, RUN_ID) is left as a RunValue placeholder because each
-orchestrator knows it differently (Airflow's dag run, the scheduler's input in Step
-Functions); renderers substitute it. Parity between Airflow and ASL follows from this.
+`build_plan(project, target)` is the only place that reads the config model: per step the exact
+argv, the literal and the platform environment, cpu/memory, retries, delays and timeouts; the
+graph; every name and ARN; the schedule and who owns it; notifications; the compute; labels.
+The Airflow DAG, the ASL, the schedules and the stack are renderings of it, so they cannot
+disagree on a value. The run's identity (RUN_DATE, RUN_ID) stays a RunValue placeholder, since
+each orchestrator knows it differently (Airflow's dag run, the scheduler's input in Step
+Functions); renderers substitute it.
 """
 
 from __future__ import annotations
@@ -13,15 +16,26 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from esteira.aws_cron import to_aws_cron
 from esteira.config import Project
 from esteira.environments import AwsEnvironment, Environments
 from esteira.errors import ConfigError, Problem
+from esteira.graph import Graph
+from esteira.naming import ProjectNames
 
 ECS_OVERRIDES_LIMIT = 8192  # characters, RunTask's containerOverrides cap
 _LONGEST_RUN_ID = "x" * 250  # Airflow's run_id limit; longer than a Step Functions execution name
 _LONGEST_RUN_DATE = "2026-11-24T03:00:00Z"
+
+
+# The keys of a Step Functions execution's input that carry the run's identity: EventBridge
+# Scheduler sends them (esteira.schedules), the state machine reads them (esteira.asl).
+INPUT_RUN_DATE, INPUT_RUN_ID = "run_date", "run_id"
 
 
 class RunValue(enum.Enum):
@@ -82,16 +96,24 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class StepRunSpec:
+class StepPlan:
     step_id: str
     display_name: str
     command: tuple[str, ...]
-    environment: tuple[tuple[str, EnvValue], ...]
+    literal_env: tuple[tuple[str, str], ...]  # the config's env_vars (project's, then the step's)
+    platform_env: tuple[tuple[str, EnvValue], ...]  # what esteira sets: ENV, MLFLOW_*, DATA_ROOT, RUN_*
     cpu_units: int
     memory_mib: int
     retries: int
     retry_delay_seconds: int
     timeout_seconds: int
+    upstream: tuple[str, ...]
+
+    @property
+    def environment(self) -> tuple[tuple[str, EnvValue], ...]:
+        """What the container gets: the config's values, esteira's own winning on a shared name (ENV)."""
+        merged: dict[str, EnvValue] = {**dict(self.literal_env), **dict(self.platform_env)}
+        return tuple(merged.items())
 
     def env(self, resolve: Resolver, literal: Literal = as_is) -> dict[str, str]:
         return {k: resolve(v) if isinstance(v, RunValue) else literal(v) for k, v in self.environment}
@@ -140,13 +162,69 @@ class StepRunSpec:
 
 
 @dataclass(frozen=True)
-class ProjectRunSpec:
-    project: Project
-    target: Target
-    placement: Placement | None
-    steps: tuple[StepRunSpec, ...]  # in the config's order
+class SchedulePlan:
+    """The schedule and who runs it: decided here once, rendered by the DAG and the schedules."""
 
-    def step(self, step_id: str) -> StepRunSpec:
+    cron: str  # the 5-field Unix cron (Airflow's timetable)
+    aws_expression: str  # the same instants as EventBridge's cron(...)
+    timezone: str
+    start_date: date | None
+    start: datetime | None  # midnight of start_date in the zone, as a UTC instant
+    catchup: bool
+    owner: str  # "step_functions" or "airflow": the orchestrator whose schedule fires in production
+    in_airflow: bool  # does the DAG carry the cron timetable (the config's schedule.enabled)
+    aws_enabled: bool  # is the EventBridge schedule ENABLED in this environment
+    airflow_paused_on_creation: bool | None  # None: Airflow's default
+
+
+@dataclass(frozen=True)
+class NotificationPlan:
+    on_success: tuple[str, ...]
+    on_failure: tuple[str, ...]
+    topic_arn: str | None  # None on the local target: a log line instead of SNS
+
+
+@dataclass(frozen=True)
+class ComputePlan:
+    provider: str  # "ec2" or "fargate"
+    spot: bool
+    ec2_type: str | None
+    min_quantity: int | None
+    max_quantity: int | None
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    version: str
+    description: str
+    tech_owner: str
+    business_owner: str
+    source: Path  # config.yaml
+    target: Target
+    names: ProjectNames
+    placement: Placement | None  # None on the local target
+    steps: tuple[StepPlan, ...]  # in the config's order
+    graph: Graph
+    run_timeout_seconds: int
+    schedule: SchedulePlan
+    notifications: NotificationPlan
+    compute: ComputePlan
+    secrets: tuple[tuple[str, str], ...]  # (env var, "ssm:..." | "secretsmanager:...")
+    # what every step gets that is not the run's own: the task definition's environment
+    platform_env: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]  # project, version, orchestrator, env: DAG tags
+
+    @property
+    def directory(self) -> Path:
+        return self.source.parent
+
+    @property
+    def aws(self) -> AwsEnvironment | None:
+        return self.target.aws
+
+    def step(self, step_id: str) -> StepPlan:
         return next(s for s in self.steps if s.step_id == step_id)
 
 
@@ -158,23 +236,27 @@ def capacity_provider(project: Project) -> str:
     return project.names.capacity_provider
 
 
-def build_run_spec(project: Project, target: Target) -> ProjectRunSpec:
-    """The run spec of every step for one target; refuses overrides ECS would reject."""
+def start_instant(day: date, timezone: str) -> datetime:
+    """Midnight of `day` in the zone, as a UTC instant: where both orchestrators' schedules begin."""
+    return datetime.combine(day, time(), ZoneInfo(timezone)).astimezone(UTC)
+
+
+def build_plan(project: Project, target: Target) -> Plan:
+    """The Plan of one project on one target; refuses what the target would reject (ConfigError)."""
     cfg = project.config
     names = project.names
-    platform: dict[str, EnvValue] = {
+    literal_platform: dict[str, str] = {
         "ENV": target.env,
         "MLFLOW_TRACKING_URI": target.mlflow_tracking_uri,
         "MLFLOW_EXPERIMENT_NAME": names.mlflow_experiment,
         "DATA_ROOT": target.data_root,
-        "RUN_DATE": RunValue.RUN_DATE,
-        "RUN_ID": RunValue.RUN_ID,
     }
     if target.mlflow_s3_endpoint_url:
-        platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
+        literal_platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
+    platform: dict[str, EnvValue] = {**literal_platform, "RUN_DATE": RunValue.RUN_DATE, "RUN_ID": RunValue.RUN_ID}
     placement = None
-    if target.aws is not None:
-        aws = target.aws
+    aws = target.aws
+    if aws is not None:
         placement = Placement(
             region=aws.region, aws_conn_id=aws.aws_conn_id, cluster=names.cluster,
             task_definition=names.task_definition_family, container_name=names.container_name,
@@ -186,29 +268,60 @@ def build_run_spec(project: Project, target: Target) -> ProjectRunSpec:
     specs = []
     problems = []
     for index, step in enumerate(cfg.batch.pipeline.steps):
-        env = {**cfg.runtime.env_vars, **step.env_vars, **platform}
-        spec = StepRunSpec(
+        plan = StepPlan(
             step_id=step.id,
             display_name=step.name,
             command=step.command,
-            environment=tuple(env.items()),
+            literal_env=tuple({**cfg.runtime.env_vars, **step.env_vars}.items()),
+            platform_env=tuple(platform.items()),
             cpu_units=math.ceil(step.resources.cpu * 1024),
             memory_mib=math.ceil(step.resources.memory_gb * 1024),
             retries=project.retries(step),
             retry_delay_seconds=cfg.schedule.retry_delay_seconds,
             timeout_seconds=project.timeout_seconds(step),
+            upstream=project.graph.upstream(step.id),
         )
-        size = len(json.dumps(spec.ecs_overrides(names.container_name, _longest)))
+        size = len(json.dumps(plan.ecs_overrides(names.container_name, _longest)))
         if size > ECS_OVERRIDES_LIMIT:
             path = ("batch", "pipeline", "steps", index)
             problems.append(Problem(
                 f"the ECS overrides of this step (command + environment) take {size} characters; "
                 f"ECS accepts at most {ECS_OVERRIDES_LIMIT}: shorten env_vars or the command",
                 path, project.line_for(path)))
-        specs.append(spec)
+        specs.append(plan)
     if problems:
         raise ConfigError(project.source, problems)
-    return ProjectRunSpec(project, target, placement, tuple(specs))
+    sched = cfg.schedule
+    owner = cfg.batch.orchestrator
+    schedule = SchedulePlan(
+        cron=sched.cron, aws_expression=to_aws_cron(sched.cron), timezone=sched.timezone,
+        start_date=sched.start_date,
+        start=start_instant(sched.start_date, sched.timezone) if sched.start_date else None,
+        catchup=sched.catchup, owner=owner, in_airflow=sched.enabled,
+        aws_enabled=bool(sched.enabled and owner == "step_functions" and aws is not None and aws.schedules_enabled),
+        # On AWS, Step Functions owns the production schedule unless the config says airflow: the
+        # DAG then starts paused (manual runs and backfills) so nothing runs twice.
+        airflow_paused_on_creation=(aws is not None and owner != "airflow") or None,
+    )
+    notify = cfg.notifications
+    compute = cfg.infra.compute
+    return Plan(
+        project=cfg.project_name, version=cfg.version, description=cfg.description,
+        tech_owner=str(cfg.owners.tech_owner), business_owner=str(cfg.owners.business_owner),
+        source=project.source, target=target, names=names, placement=placement, steps=tuple(specs),
+        graph=project.graph, run_timeout_seconds=sched.timeout_seconds, schedule=schedule,
+        notifications=NotificationPlan(
+            on_success=tuple(str(a) for a in notify.on_success),
+            on_failure=tuple(str(a) for a in notify.on_failure),
+            topic_arn=names.sns_topic_arn(aws.region, aws.account_id) if aws is not None else None),
+        compute=ComputePlan(provider=compute.provider, spot=compute.spot, ec2_type=compute.ec2_type,
+                            min_quantity=compute.min_quantity, max_quantity=compute.max_quantity,
+                            log_retention_days=cfg.infra.log_retention_days),
+        secrets=tuple(sorted(cfg.runtime.secrets.items())),
+        platform_env=tuple(literal_platform.items()),
+        labels=(("project", cfg.project_name), ("version", cfg.version), ("orchestrator", owner),
+                ("env", target.env)),
+    )
 
 
 def _longest(value: RunValue) -> str:
