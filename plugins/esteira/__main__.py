@@ -1,4 +1,4 @@
-"""`python -m esteira validate | mwaa-bundle`: check projects and package them, without Airflow.
+"""`python -m esteira validate | schema | mwaa-bundle`: check projects, describe them, package them.
 
 Both run where CI or a pre-commit hook does, with only the core installed.
 """
@@ -15,6 +15,7 @@ from esteira.config import Project
 from esteira.discovery import discover
 from esteira.environments import Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
+from esteira.schema import SCHEMA_FILE, schema_text
 from esteira.settings import Settings
 
 EXIT_OK, EXIT_BAD = 0, 2
@@ -74,6 +75,20 @@ ESTEIRA_ENV names (default dev; set it in the environment's startup script).
 exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not own (nothing written);
 3 could not write (I/O error).""",
     )
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of config.yaml (editors validate and complete with it)",
+        description="The JSON Schema of projects/<name>/config.yaml, generated from esteira's model. "
+                    "Start a config with `# yaml-language-server: $schema=<path>/config.schema.json` and "
+                    "an editor with the YAML language server checks each field as you type; `validate` "
+                    "still checks what one field alone cannot say.",
+        epilog=f"exit codes: 0 printed, written or up to date; 1 --check found the file differs. "
+               f"The package's copy: {SCHEMA_FILE}",
+    )
+    schema_mode = schema.add_mutually_exclusive_group()
+    schema_mode.add_argument("--out", type=Path, metavar="FILE", help="write it to FILE instead of printing it")
+    schema_mode.add_argument("--check", type=Path, nargs="?", const=SCHEMA_FILE, metavar="FILE",
+                             help="exit 1 when FILE (default: the package's copy) differs from the model")
     bundle.add_argument("--out", type=Path, default=Path("build/mwaa"), metavar="DIR",
                         help="output folder (default: build/mwaa)")
     bundle.add_argument("--projects-dir", type=Path, metavar="DIR",
@@ -89,6 +104,8 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "schema":
+        return _schema(args)
     try:
         settings = Settings.from_environ()
     except ValueError as exc:
@@ -100,6 +117,23 @@ def main(argv: list[str] | None = None) -> int:
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
                                      else settings.environments_file)
     return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = schema_text()
+    if args.check is not None:
+        current = args.check.read_text() if args.check.is_file() else None
+        if current != text:
+            print(f"{args.check} differs from the config model; regenerate it: "
+                  f"python -m esteira schema --out {args.check}", file=sys.stderr)
+            return 1
+        print(f"up to date  {args.check}")
+    elif args.out is not None:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
