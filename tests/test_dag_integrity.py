@@ -128,7 +128,7 @@ def test_a_broken_project_leaves_the_others_loaded_and_shows_its_error(
         assert len(dagbag.dags[name].tasks) == len(CONFIGS[name]["batch"]["pipeline"]["steps"])
     error_dag = dagbag.dags["broken"]
     assert "esteira:config-error" in error_dag.tags
-    assert f"{broken}:12: schedule.cron" in error_dag.doc_md
+    assert f"{broken}:13: schedule.cron" in error_dag.doc_md
     assert type(error_dag.timetable).__name__ == "NullTimetable"
 
 
