@@ -253,7 +253,11 @@ def build_plan(project: Project, target: Target) -> Plan:
     }
     if target.mlflow_s3_endpoint_url:
         literal_platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
-    platform: dict[str, EnvValue] = {**literal_platform, "RUN_DATE": RunValue.RUN_DATE, "RUN_ID": RunValue.RUN_ID}
+    # the order every earlier export wrote: the run's identity, then the optional S3 endpoint
+    platform: dict[str, EnvValue] = {k: v for k, v in literal_platform.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
+    platform |= {"RUN_DATE": RunValue.RUN_DATE, "RUN_ID": RunValue.RUN_ID}
+    if target.mlflow_s3_endpoint_url:
+        platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
     placement = None
     aws = target.aws
     if aws is not None:
