@@ -120,7 +120,7 @@ CASES: list[tuple[str, Callable[[str], str], str, str, int | None]] = [
     ("cpu-below-ecs-minimum", sub("cpu: 2.0", "cpu: 0.1"), "batch.pipeline.steps[1].resources.cpu",
      "greater than or equal to 0.125", 31),
     ("memory-negative", sub("memory_gb: 8", "memory_gb: -8"), "batch.pipeline.steps[1].resources.memory_gb",
-     "greater than or equal to 0.006", 32),
+     "a container needs 6 MiB at least", 32),
     ("instance-type-unknown", sub('ec2_type: "t3.xlarge"', 'ec2_type: "t3.xlargee"'), "infra.compute.ec2_type",
      "'t3.xlargee' is not an EC2 instance type (did you mean t3.xlarge", 36),
     ("instance-type-arm64", sub('ec2_type: "t3.xlarge"', 'ec2_type: "m7g.xlarge"'), "infra.compute.ec2_type",

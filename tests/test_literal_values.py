@@ -41,7 +41,7 @@ NASTY = {
     "PERCENT": "100% {%",
     "JSON": '{"a": [1, {"b": "{{c}}"}]}',
 }
-ARGS = ["{{ dag_run.run_id }}", "{% raw %}", "it's", "back\\slash", "ação 🎉", "pre-${VAR}", "a\r\nb"]
+ARGS = ["{{ dag_run.run_id }}", "{% raw %}", "it's", "back\\slash", "ação 🎉", "costs $5, ${1}", "tab\there"]
 LOGICAL = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 DUMP = """\
 import json, os, sys

@@ -69,7 +69,8 @@ def _values(field: list[int | str], lo: int, hi: int) -> list[int] | None:
 
 
 def _render(values: list[int] | None, hi: int) -> str:
-    """Shortest obvious AWS form: '*', 'a', 'a-b', 'start/step' or a comma list."""
+    """Shortest obvious AWS form: '*', 'a', 'a-b', 'start/step', or a comma list whose runs of three
+    or more values are ranges ('0-29,31-59'), which keeps the expression within AWS's 256 characters."""
     if values is None:
         return "*"
     if len(values) == 1:
@@ -79,4 +80,16 @@ def _render(values: list[int] | None, hi: int) -> str:
     step = values[1] - values[0]
     if len(values) > 2 and values == list(range(values[0], hi + 1, step)):
         return f"{values[0]}/{step}"
-    return ",".join(str(v) for v in values)
+    parts, run = [], [values[0]]
+    for value in values[1:]:
+        if value == run[-1] + 1:
+            run.append(value)
+            continue
+        parts.extend(_run(run))
+        run = [value]
+    parts.extend(_run(run))
+    return ",".join(parts)
+
+
+def _run(run: list[int]) -> list[str]:
+    return [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(v) for v in run]

@@ -25,6 +25,8 @@ from esteira.schedules import render_schedules
 MAX_TEMPLATE_BYTES = 1_000_000  # CloudFormation's limit for a template uploaded to S3 (TemplateURL)
 MAX_INLINE_TEMPLATE_BYTES = 51_200  # inline TemplateBody; larger ones are deployed through S3
 MAX_SCHEDULE_EXPRESSION = 256  # EventBridge Scheduler's ScheduleExpression length
+MAX_STACK_RESOURCES = 500  # CloudFormation's resources per template
+MAX_ROLE_INLINE_POLICY = 10_240  # IAM: characters of a role's inline policies, whitespace not counted
 STATE_MACHINE_FILE = "state_machine.asl.json"
 SCHEDULES_FILE = "schedules.json"
 STACK_FILE = "stack.cfn.json"
@@ -69,6 +71,23 @@ def compile_aws(project: Project, target: Target) -> AwsOutputs:
                 f"EventBridge needs {len(expression)} characters to write this cron ({expression[:60]}...); "
                 f"it accepts at most {MAX_SCHEDULE_EXPRESSION}: use ranges or steps (1-5, */10) instead of "
                 "long lists", path, project.line_for(path)))
+    resources = stack["Resources"]
+    if len(resources) > MAX_STACK_RESOURCES:
+        subscriptions = sum(1 for name in resources if name.startswith("NotificationSubscription"))
+        path = ("notifications",)
+        problems.append(Problem(
+            f"the stack would hold {len(resources)} resources ({subscriptions} of them one e-mail subscription per "
+            f"notification address); CloudFormation allows {MAX_STACK_RESOURCES}: notify a mailing list "
+            "instead of each person", path, project.line_for(path)))
+    for name, resource in resources.items():
+        policies = resource.get("Properties", {}).get("Policies") if resource["Type"] == "AWS::IAM::Role" else None
+        size = len(json.dumps(policies, separators=(",", ":"))) if policies else 0
+        if size > MAX_ROLE_INLINE_POLICY:
+            path = ("runtime", "secrets")
+            problems.append(Problem(
+                f"the {name}'s inline policy would take about {size} characters; IAM allows "
+                f"{MAX_ROLE_INLINE_POLICY} a role: group the secrets under fewer names (one Secrets Manager "
+                "secret can hold many values as JSON)", path, project.line_for(path)))
     size = len(template_body(stack).encode())
     if size > MAX_TEMPLATE_BYTES:
         path = ("batch", "pipeline", "steps")

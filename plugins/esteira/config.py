@@ -178,12 +178,18 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
 
     steps = config.batch.pipeline.steps
     first_index: dict[str, int] = {}
+    folded: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step.id in first_index:
             add(f"duplicate step id {step.id!r} (also steps[{first_index[step.id]}]); "
                 "step ids must be unique", *_STEPS, i, "id")
-        else:
-            first_index[step.id] = i
+            continue
+        first_index[step.id] = i
+        other = folded.setdefault(step.id.casefold(), i)
+        if other != i:
+            add(f"step id {step.id!r} differs from steps[{other}]'s {steps[other].id!r} only in case; Airflow "
+                "keeps a folder per task, and on a case-insensitive disk (macOS) the two would share one",
+                *_STEPS, i, "id")
     valid = ", ".join(first_index)
     for i, step in enumerate(steps):
         if compute.provider == "fargate":

@@ -19,6 +19,14 @@ from esteira.timezones import alias_target
 
 # Tokens a shell would interpret; with no shell they would reach the program as arguments.
 _SHELL_TOKENS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "2>", "2>&1"}
+# `$NAME` / `${NAME}` anywhere in an argument: a shell would expand it, nothing here does.
+_SHELL_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
+_LINE_BREAKS = re.compile("[\r\n\u2028\u2029]")
+# Step ids a state machine cannot hold: esteira's own states are `esteira.*` (a step `esteira` would
+# get `esteira.failed`, the machine's end state), and asl-validator misreads (or crashes on) states
+# named like the language's structural fields (tests/hostile_cases.py has each).
+RESERVED_STEP_IDS = frozenset({"esteira", "States", "StartAt", "Next", "Default", "Branches", "Iterator",
+                               "ItemProcessor", "ItemReader"})
 # Environment names that esteira sets itself in every step.
 RESERVED_ENV = frozenset(
     {"RUN_DATE", "RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
@@ -61,16 +69,19 @@ def _command(value: object) -> tuple[str, ...]:
                              "a quoting mistake)")
         if "\x00" in token:
             raise ValueError(f"argument {index} holds a NUL character, which no program can receive")
+        if _LINE_BREAKS.search(token):
+            raise ValueError(f"argument {index} holds a line break; put multi-line text in a file or an "
+                             "env_var (asl-validator refuses line breaks in an ECS command)")
         if token in _SHELL_TOKENS or "$(" in token or "`" in token:
             raise ValueError(
                 f"{token!r} is shell syntax, but commands run without a shell "
                 "(it would reach the program as an argument); run one program per step "
                 "and chain steps with depends_on"
             )
-        if token.startswith("$"):
+        if _SHELL_VARIABLE.search(token):
             raise ValueError(
-                f"{token!r} would not be expanded: commands run without a shell; "
-                "read the variable from the environment in your code instead"
+                f"{token!r} would not be expanded: commands run without a shell, so the program would "
+                "receive the text as written; read the variable from the environment in your code instead"
             )
     return tuple(parts)
 
@@ -134,9 +145,18 @@ def _no_nul(value: str) -> str:
 
 ProjectName = Annotated[str, _pattern(PROJECT_NAME_RE, "lower-case letters, digits, '-' and '_', "
                                       "starting with a letter")]
+def _not_reserved(step_id: str) -> str:
+    if step_id in RESERVED_STEP_IDS:
+        raise ValueError(f"{step_id!r} is reserved: " + (
+            "esteira names its own states esteira.*" if step_id == "esteira"
+            else "it is a field of the Amazon States Language, and ASL validators misread a state named so")
+            + "; choose another id")
+    return step_id
+
+
 StepId = Annotated[str, _pattern(STEP_ID_RE, f"1-{STEP_ID_MAX} letters, digits, '-' and '_', starting "
                                  "with a letter (it is the Airflow task id and the Step "
-                                 "Functions state name)")]
+                                 "Functions state name)"), AfterValidator(_not_reserved)]
 Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_' "
                                   "(it is part of the image tag)")]
 EnvName = Annotated[str, AfterValidator(_env_name)]
@@ -175,11 +195,18 @@ class Runtime(Strict):
     secrets: dict[SecretName, SecretRef] = {}
 
 
+def _memory_floor(memory_gb: float) -> float:
+    if memory_gb * 1024 < 6:
+        raise ValueError(f"{memory_gb:g} GiB is {memory_gb * 1024:g} MiB; a container needs 6 MiB at least "
+                         "(Docker's minimum), and a real job far more (e.g. 0.5)")
+    return memory_gb
+
+
 class Resources(Strict):
     # ECS: a task gets 128 CPU units (0.125 vCPU) at least, 192 vCPU at most; Docker gives a
     # container 6 MiB of memory at least
     cpu: Annotated[float, Field(ge=0.125, le=192)]
-    memory_gb: Annotated[float, Field(ge=0.006, le=1024)]
+    memory_gb: Annotated[float, Field(le=1024), AfterValidator(_memory_floor)]
 
 
 class Step(Strict):

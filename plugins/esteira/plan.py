@@ -301,8 +301,10 @@ def build_plan(project: Project, target: Target) -> Plan:
         cron=sched.cron, aws_expression=to_aws_cron(sched.cron), timezone=sched.timezone,
         start_date=sched.start_date,
         start=start_instant(sched.start_date, sched.timezone) if sched.start_date else None,
-        catchup=sched.catchup, owner=owner, in_airflow=sched.enabled,
-        aws_enabled=bool(sched.enabled and owner == "step_functions" and aws is not None and aws.schedules_enabled),
+        # `batch.enabled: false` switches the pipeline off: no schedule fires on either side
+        catchup=sched.catchup, owner=owner, in_airflow=sched.enabled and cfg.batch.enabled,
+        aws_enabled=bool(sched.enabled and cfg.batch.enabled and owner == "step_functions"
+                         and aws is not None and aws.schedules_enabled),
         # On AWS, Step Functions owns the production schedule unless the config says airflow: the
         # DAG then starts paused (manual runs and backfills) so nothing runs twice.
         airflow_paused_on_creation=(aws is not None and owner != "airflow") or None,

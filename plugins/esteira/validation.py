@@ -53,6 +53,7 @@ def _problem(model: type[BaseModel], doc: YamlDocument, err: Any) -> Problem:
         msg = "required field is missing"
     elif kind.endswith("_type"):
         got = _describe(err.get("input"))
+        msg = msg.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
         written = doc.raw_scalars.get(loc)
         if written is not None and kind == "string_type":
             msg = (f"{msg}, but YAML read the unquoted {written} as {got}; "

@@ -15,6 +15,7 @@ such config would take every DAG of the DAG file down with it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ _OPEN_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 _TAGGED_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")  # 3_600 is 3600 in any YAML reader
 _STR_TAG = "tag:yaml.org,2002:str"
 
 Path_ = tuple[str | int, ...]
@@ -109,13 +111,20 @@ class _Converter:
         """A plain scalar YAML resolves to a date, time or number it cannot build is an error here,
         with its line (PyYAML raises ValueError for `2026-02-30` and a timestamp whose offset
         overflows), not an exception that escapes the loader."""
+        kind = node.tag.rsplit(":", 1)[-1]
         try:
-            return self.constructor.construct_object(node)
+            value = self.constructor.construct_object(node)
         except (ValueError, OverflowError, yaml.YAMLError) as exc:
-            kind = node.tag.rsplit(":", 1)[-1]
             self.fail(f"YAML reads the unquoted {node.value!r} as a {kind}, and it is not a valid one "
                       f"({exc}); fix it, or quote it to keep it as text: \"{node.value}\"", path, node)
             return node.value
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("holds a NUL character, which no process, database or AWS API can carry", path, node)
+        elif (kind == "int" and not _DECIMAL_INT.match(node.value)) or (kind == "float" and ":" in node.value):
+            # YAML 1.1 reads 010 as 8 (octal), 0x10 as 16, 1:30 as 90 (base 60): rarely what was meant
+            self.fail(f"YAML reads the unquoted {node.value!r} as the number {value!r}; write numbers in "
+                      f"decimal, or quote it to keep it as text: \"{node.value}\"", path, node)
+        return value
 
     def mapping(self, node: MappingNode, path: Path_) -> dict[Any, Any]:
         out: dict[Any, Any] = {}

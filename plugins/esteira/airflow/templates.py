@@ -34,12 +34,12 @@ def literal(value: str) -> str:
     """A config value that Airflow's Jinja rendering gives back byte for byte.
 
     Operators' template fields are rendered with Jinja, so `{{ x }}`, `{% ... %}` or `{# #}` in a
-    command or env value would be evaluated (and CRLF normalised), while Step Functions passes the
-    same value on as is. Such a value becomes a Jinja string literal, which renders to exactly its
+    command or env value would be evaluated (CRLF normalised, a final newline dropped), while Step
+    Functions passes the same value on as is. Such a value becomes a Jinja string literal, which renders to exactly its
     text (quotes, backslashes, CR and LF escaped as Jinja's lexer reads them); plain values stay as
     they are, readable in the UI.
     """
-    if "{" not in value and "\r" not in value:
+    if "{" not in value and "\r" not in value and not value.endswith("\n"):
         return value
     escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\r", "\\r").replace("\n", "\\n")
     return "{{ '" + escaped + "' }}"
