@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from asl_export.output_tree import TEMP_SUFFIX, OutputError, write_project
 from conftest import PROJECTS
+from esteira.output_tree import TEMP_SUFFIX, OutputError, write_project
 
 FILES = ("state_machine.asl.json", "schedules.json", "stack.cfn.json")
 

@@ -1,4 +1,5 @@
-"""`python -m esteira validate | schema | mwaa-bundle`: check projects, describe them, package them.
+"""`esteira validate | export | deploy | schema | mwaa-bundle` (or `python -m esteira ...`): one command line
+on one load + compile path.
 
 Both run where CI or a pre-commit hook does, with only the core installed.
 """
@@ -43,12 +44,25 @@ _BUNDLE_DESCRIPTION = "\n".join([
 ])
 
 
+PROG = "esteira" if Path(sys.argv[0]).name == "esteira" else "python -m esteira"
+# handed whole to esteira.export_command (also `python -m asl_export`): the same flags and exit codes
+EXPORT_COMMANDS = {
+    "export": "write the Step Functions state machine, EventBridge schedules and CloudFormation stack "
+              "of projects (--check for drift, --deploy to deploy); see `export --help`",
+    "deploy": "export, then create or update each project's stack through a change set "
+              "(= export --deploy); see `deploy --help`",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m esteira",
+        prog=PROG,
         description="esteira: one config.yaml per ML project, rendered for Airflow and Step Functions.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
+    for name, summary in EXPORT_COMMANDS.items():
+        sub.add_parser(name, help=summary, add_help=False)
     val = sub.add_parser(
         "validate",
         help="check every projects/*/config.yaml and projects/environments.yaml",
@@ -102,7 +116,21 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("esteira")
+    except PackageNotFoundError:  # pragma: no cover - a checkout not installed (MWAA's plugins.zip)
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in EXPORT_COMMANDS:
+        from esteira.export_command import main as export
+
+        return export([*argv[1:], *(["--deploy"] if argv[0] == "deploy" else [])], prog=f"{PROG} {argv[0]}")
     args = parser().parse_args(argv)
     if args.command == "schema":
         return _schema(args)

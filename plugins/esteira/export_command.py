@@ -1,0 +1,200 @@
+"""`esteira export` (also `python -m asl_export`): projects as Step Functions ASL, EventBridge Scheduler
+requests and a CloudFormation stack; `--check` for drift in CI, `--deploy` to create or update the stacks.
+
+Exit codes: 0 done (or no drift, or nothing to deploy), 1 `--check` found drift or a deploy
+failed, 2 bad config or bad usage, 3 the output could not be written or read (I/O). Everything
+is rendered before anything is written or deployed, so a bad project leaves no half export and
+deploys nothing; each project's files are then replaced together (asl_export.output_tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from esteira.compile import SCHEDULES_FILE, STACK_FILE, STATE_MACHINE_FILE, compile_aws
+from esteira.config import CONFIG_FILE, Project, load_project
+from esteira.discovery import LoadFailure, discover, project_files
+from esteira.environments import ENV_NAMES, Environments, load_environments
+from esteira.errors import ConfigError, unexpected_error
+from esteira.output_tree import OutputError, check, write_project
+from esteira.plan import Target
+from esteira.settings import Settings
+
+EXIT_OK, EXIT_DRIFT, EXIT_BAD, EXIT_IO = 0, 1, 2, 3
+EXIT_FAILED = 1  # a deploy that did not finish
+
+
+def parser(prog: str = "python -m asl_export") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Render projects/<name>/config.yaml as an AWS Step Functions state machine "
+                    f"(<out>/<env>/<project>/{STATE_MACHINE_FILE}), the EventBridge Scheduler "
+                    f"CreateSchedule requests that start it ({SCHEDULES_FILE}) and the CloudFormation "
+                    f"stack holding every resource the project runs on ({STACK_FILE}); optionally "
+                    "deploy that stack.",
+        epilog="exit codes: 0 written (with --check: up to date; with --deploy: deployed or no changes); "
+               "1 --check found drift (a changed, missing, stray or stale file), or a deploy failed; "
+               "2 invalid config or bad usage (nothing written); 3 the output folder could not be written "
+               "or read (each project's files are all replaced or none are). "
+               f"Examples: {prog} recsys --env prd --check; "
+               f"{prog} --all --env dev --deploy (needs AWS credentials for dev's account)",
+    )
+    p.add_argument("projects", nargs="*", metavar="PROJECT", help="project names (folders under the projects dir)")
+    p.add_argument("--all", action="store_true", help="every project in the projects dir")
+    p.add_argument("--env", choices=ENV_NAMES, default="dev", help="AWS environment from environments.yaml "
+                   "(default: dev)")
+    p.add_argument("--projects-dir", type=Path, help="folder of <project>/config.yaml (default: "
+                   "ESTEIRA_PROJECTS_DIR, else the repo's projects/)")
+    p.add_argument("--out", type=Path, default=Path("build/asl"), help="output folder (default: build/asl)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff when the files "
+                      "on disk differ from what would be written")
+    mode.add_argument("--deploy", action="store_true", help="after writing, create or update each project's "
+                      "stack esteira-<project> through a CloudFormation change set (shows the changes; does "
+                      "nothing when nothing changed); refuses credentials of another account than the "
+                      "environment's")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> int:
+    args = parser(prog).parse_args(argv)
+    if bool(args.projects) == args.all:
+        return _usage(prog, "name one or more projects, or pass --all (not both)")
+    try:
+        settings = Settings.from_environ()
+    except ValueError as exc:
+        return _usage(prog, str(exc))
+    projects_dir: Path = args.projects_dir or settings.projects_dir
+    env_file = projects_dir / "environments.yaml" if args.projects_dir else settings.environments_file
+    try:
+        target = Target.aws_env(_environments(env_file), args.env)
+        projects = _load(projects_dir, args.projects, args.all)
+        rendered = _render(projects, target, args.out)
+    except (_Refused, ConfigError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    try:
+        if args.check:
+            return _check(rendered, args.out / target.env, everything=args.all, projects_dir=projects_dir)
+        for _project, files, _stack in rendered:
+            for path in write_project(files):
+                print(f"wrote {path}")
+    except OutputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_IO
+    except OSError as exc:
+        print(f"{prog}: error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_IO
+    stacks = [(project, stack) for project, _files, stack in rendered]
+    return _deploy(stacks, target) if args.deploy else EXIT_OK
+
+
+def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target) -> int:
+    """Deploy stack after stack; stop at the first failure (later ones may depend on nothing, but a
+    CI run that failed should be looked at before it changes more)."""
+    import boto3  # only a deploy needs it
+
+    from esteira.deploy import DeployError, deploy_stack
+
+    aws = target.aws
+    assert aws is not None
+    session = boto3.Session(region_name=aws.region)
+    for project, template in stacks:
+        tags = {"esteira:project": project.name, "esteira:env": target.env, "esteira:version": project.config.version}
+        try:
+            deploy_stack(session, project.names.stack, template, account_id=aws.account_id, tags=tags,
+                         template_store=f"{aws.data_root.rstrip('/')}/_esteira",
+                         say=lambda line: print(line, flush=True))
+        except DeployError as exc:
+            print(f"deploy failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+class _Refused(Exception):
+    pass
+
+
+def _usage(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}\n(see {prog} --help)", file=sys.stderr)
+    return EXIT_BAD
+
+
+def _environments(env_file: Path) -> Environments:
+    try:
+        return load_environments(env_file)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a config mistake never ends in a traceback
+        raise unexpected_error(env_file, exc) from None
+
+
+def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Project]:
+    if everything:
+        loaded = discover(projects_dir)
+        failures = [str(item.error) for item in loaded if isinstance(item, LoadFailure)]
+        if failures:
+            raise _Refused("\n".join(failures))
+        if not loaded:
+            raise _Refused(f"no projects found under {projects_dir} (expected <project>/{CONFIG_FILE})")
+        return [p for p in loaded if isinstance(p, Project)]
+    known = [f.parent.name for f in project_files(projects_dir)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise _Refused(f"unknown project(s): {', '.join(unknown)}; known projects in {projects_dir}: "
+                       f"{', '.join(known) or '(none)'}")
+    problems: list[str] = []
+    out: list[Project] = []
+    for name in dict.fromkeys(names):
+        file = projects_dir / name / CONFIG_FILE
+        try:
+            out.append(load_project(file))
+        except ConfigError as exc:
+            problems.append(str(exc))
+        except Exception as exc:  # reported with the others, never a traceback
+            problems.append(str(unexpected_error(file, exc)))
+    if problems:
+        raise _Refused("\n".join(problems))
+    return out
+
+
+Rendered = list[tuple[Project, dict[Path, str], dict[str, Any]]]
+
+
+def _render(projects: list[Project], target: Target, out: Path) -> Rendered:
+    """(project, {path: text}, stack) of every project; refuses all if any fails."""
+    rendered: Rendered = []
+    problems: list[str] = []
+    for project in projects:
+        try:
+            files, stack = _render_project(project, target, out)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # every project is rendered and reported; nothing written
+            problems.append(str(unexpected_error(project.source, exc)))
+            continue
+        rendered.append((project, files, stack))
+    if problems:
+        raise _Refused("\n".join(problems))
+    return rendered
+
+
+def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[Path, str], dict[str, Any]]:
+    compiled = compile_aws(project, target)
+    folder = out / target.env / project.name
+    return {folder / name: text for name, text in compiled.files().items()}, compiled.stack
+
+
+def _check(rendered: Rendered, env_out: Path, *, everything: bool, projects_dir: Path) -> int:
+    files = {path: text for _project, project_files, _stack in rendered for path, text in project_files.items()}
+    folders = sorted({path.parent for path in files})
+    known = {f.parent.name for f in project_files(projects_dir)}
+    drift = check(files, folders, env_out if everything else None, known)
+    if drift:
+        print(f"{drift} file(s) differ from the configs; run without --check to update them", file=sys.stderr)
+        return EXIT_DRIFT
+    return EXIT_OK
