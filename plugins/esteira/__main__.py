@@ -7,15 +7,18 @@ Both run where CI or a pre-commit hook does, with only the core installed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from esteira import mwaa
-from esteira.compile import check_project
-from esteira.config import Project
+from esteira.backfill import BackfillRun
+from esteira.compile import check_project, compile_aws
+from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.discovery import discover
-from esteira.environments import Environments, load_environments
+from esteira.environments import ENV_NAMES, Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
+from esteira.plan import Plan, Target
 from esteira.schema import SCHEMA_FILE, schema_text
 from esteira.settings import Settings
 
@@ -89,6 +92,30 @@ ESTEIRA_ENV names (default dev; set it in the environment's startup script).
 exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not own (nothing written);
 3 could not write (I/O error).""",
     )
+    backfill = sub.add_parser(
+        "backfill",
+        help="run a project on AWS for past cron instants: one Step Functions execution per instant",
+        description="Start one Step Functions execution per cron instant in [--from, --to], the very "
+                    "instants Airflow's backfill of the same range runs (airflow backfill create "
+                    "--from-date --to-date), oldest first. Each gets RUN_DATE = its instant and RUN_ID = "
+                    "backfill__<instant>, as in Airflow, and is named backfill-<instant>: running the "
+                    "command again starts nothing twice. Needs credentials of the environment's account.",
+        epilog="Bounds are inclusive; a bare date is midnight UTC, as in Airflow (so --to 2026-11-22 does "
+               "not include 03:00 that day). exit codes: 0 done (or planned, with --dry-run); 1 an "
+               "execution failed or AWS refused a call; 2 invalid config or bad usage.",
+    )
+    backfill.add_argument("project", metavar="PROJECT")
+    backfill.add_argument("--from", dest="from_", required=True, metavar="DATE",
+                          help="first instant (YYYY-MM-DD or an ISO 8601 date-time; UTC unless it says otherwise)")
+    backfill.add_argument("--to", required=True, metavar="DATE", help="last instant, inclusive (same forms)")
+    backfill.add_argument("--env", choices=ENV_NAMES, default="dev", help="AWS environment (default dev)")
+    backfill.add_argument("--projects-dir", type=Path, metavar="DIR", help=_PROJECTS_HELP)
+    backfill.add_argument("--dry-run", action="store_true",
+                          help="print one line per execution (instant, execution name, input) and start nothing")
+    backfill.add_argument("--max-concurrency", type=int, default=1, metavar="N",
+                          help="executions running at once (default 1: in order, each date after the one "
+                               "before, so scores use the models earlier dates registered)")
+    backfill.add_argument("--no-wait", action="store_true", help="return once the last one has started")
     schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of config.yaml (editors validate and complete with it)",
@@ -140,11 +167,71 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD
     projects_dir = args.projects_dir or settings.projects_dir
+    if args.command == "backfill":
+        return _backfill(args, projects_dir, settings)
     if args.command == "mwaa-bundle":
         return _mwaa_bundle(args, projects_dir)
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
                                      else settings.environments_file)
     return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
+
+
+def _backfill(args: argparse.Namespace, projects_dir: Path, settings: Settings) -> int:
+    from esteira.backfill import parse_bound, plan_backfill
+
+    prog = f"{PROG} backfill"
+    env_file = projects_dir / "environments.yaml" if args.projects_dir else settings.environments_file
+    try:
+        start, end = parse_bound(args.from_), parse_bound(args.to)
+    except ValueError as exc:
+        print(f"{prog}: error: --from/--to: {exc} (write YYYY-MM-DD or an ISO 8601 date-time)", file=sys.stderr)
+        return EXIT_BAD
+    if start > end or args.max_concurrency < 1:
+        print(f"{prog}: error: " + ("--from is after --to" if start > end else "--max-concurrency must be >= 1"),
+              file=sys.stderr)
+        return EXIT_BAD
+    try:
+        target = Target.aws_env(load_environments(env_file), args.env)
+        plan = compile_aws(load_project(projects_dir / args.project / CONFIG_FILE), target).plan
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    except Exception as exc:  # a config mistake never ends in a traceback
+        print(unexpected_error(projects_dir / args.project / CONFIG_FILE, exc), file=sys.stderr)
+        return EXIT_BAD
+    runs = plan_backfill(plan.schedule.cron, plan.schedule.timezone, start, end)
+    if not runs:
+        print(f"no instant of '{plan.schedule.cron}' ({plan.schedule.timezone}) in {start.isoformat()} .. "
+              f"{end.isoformat()} that has passed: nothing to run")
+        return EXIT_OK
+    if args.dry_run:
+        for run in runs:
+            print(f"{run.run_date}  {run.execution_name}  {json.dumps(run.execution_input())}")
+        print(f"{len(runs)} execution(s) of {plan.names.state_machine} in {args.env} (dry run: none started)")
+        return EXIT_OK
+    return _start_backfill(plan, runs, args)
+
+
+def _start_backfill(plan: Plan, runs: list[BackfillRun], args: argparse.Namespace) -> int:
+    import boto3
+
+    from esteira.deploy import DeployError, check_account
+    from esteira.stepfunctions_client import BackfillError, run_backfill
+
+    aws = plan.aws
+    assert aws is not None
+    session = boto3.Session(region_name=aws.region)
+    try:
+        check_account(session, aws.account_id)
+        result = run_backfill(session, plan.names.state_machine_arn(aws.region, aws.account_id), runs,
+                              max_concurrency=args.max_concurrency, wait=not args.no_wait,
+                              say=lambda line: print(line, flush=True))
+    except (DeployError, BackfillError) as exc:
+        print(f"{PROG} backfill: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(result.started)} started, {len(result.existing)} already existed"
+          + (f", {len(result.failed)} failed: {', '.join(result.failed)}" if result.failed else ""))
+    return 1 if result.failed else EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ def deploy_stack(session: Any, stack: str, template: dict[str, Any], *, account_
 
 def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str, tags: dict[str, str],
             say: Callable[[str], None], poll_seconds: float, template_store: str | None) -> DeployResult:
-    _check_account(session, account_id)
+    check_account(session, account_id)
     template = without_past_start_dates(template, time.time(), say)
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
     size = len(body.encode())
@@ -125,7 +125,7 @@ def _upload(session: Any, store: str, stack: str, body: str) -> str:
     return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
 
 
-def _check_account(session: Any, account_id: str) -> None:
+def check_account(session: Any, account_id: str) -> None:
     try:
         actual = session.client("sts").get_caller_identity()["Account"]
     except Exception as exc:  # no credentials, expired token, no network: one clear message
