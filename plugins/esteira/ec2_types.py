@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,15 +42,20 @@ class InstanceType:
 
 
 @cache
-def _table() -> dict[str, tuple[int, int, tuple[str, ...]]]:
-    raw = json.loads(DATA.read_text())
-    return {name: (row[0], row[1], tuple(row[2])) for name, row in raw.items()}
+def _text() -> str:
+    return DATA.read_text()
 
 
 def lookup(name: str) -> InstanceType | None:
-    row = _table().get(name)
-    return None if row is None else InstanceType(name, *row)
+    """One type's row, found by a search of the file (one type a line) rather than a parse of all
+    1,400: this runs in every parse of the DAG folder for every ec2 project."""
+    row = re.search(rf'^ {re.escape(json.dumps(name))}: (\[.*\]),?$', _text(), re.MULTILINE)
+    if row is None:
+        return None
+    vcpus, memory_mib, architectures = json.loads(row.group(1))
+    return InstanceType(name, vcpus, memory_mib, tuple(architectures))
 
 
 def close_matches(name: str) -> list[str]:
-    return difflib.get_close_matches(name, list(_table()), n=3, cutoff=0.75)
+    """Suggestions for a name that is not a type (the error path: the whole table is read)."""
+    return difflib.get_close_matches(name, list(json.loads(_text())), n=3, cutoff=0.75)

@@ -67,8 +67,6 @@ def _command(value: object) -> tuple[str, ...]:
         if token == "":
             raise ValueError(f"argument {index} is empty; remove it (an empty argument is almost always "
                              "a quoting mistake)")
-        if "\x00" in token:
-            raise ValueError(f"argument {index} holds a NUL character, which no program can receive")
         if _LINE_BREAKS.search(token):
             raise ValueError(f"argument {index} holds a line break; put multi-line text in a file or an "
                              "env_var (asl-validator refuses line breaks in an ECS command)")
@@ -137,11 +135,6 @@ def _timezone(name: str) -> str:
     return name
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("holds a NUL character, which no process environment can carry")
-    return value
-
 
 ProjectName = Annotated[str, _pattern(PROJECT_NAME_RE, "lower-case letters, digits, '-' and '_', "
                                       "starting with a letter")]
@@ -162,7 +155,7 @@ Version = Annotated[str, _pattern(VERSION_RE, "letters, digits, '.', '-' and '_'
 EnvName = Annotated[str, AfterValidator(_env_name)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
-EnvValue = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
+EnvValue = Annotated[str, Field(max_length=4096)]  # NUL is refused by the YAML reader, in every value
 # the config may write a command as one string (split like a shell would, without running one) or a list
 Command = Annotated[tuple[str, ...], BeforeValidator(_command, json_schema_input_type=str | list[str])]
 Cron = Annotated[str, AfterValidator(normalise_cron)]
