@@ -1,7 +1,8 @@
 """`python -m asl_export --deploy`: the project's stack, created, left alone, updated, in moto.
 
 The generated templates also pass cfn-lint, and the stack holds the very state machine that
-`state_machine.asl.json` holds.
+`state_machine.asl.json` holds. Waits are bounded: a change set or stack still running at the
+timeout, or failed, ends the deploy with a message naming the stack, change set and where to look.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -21,6 +23,7 @@ from moto import mock_aws
 
 from asl_export.cli import main
 from conftest import PROJECTS
+from esteira.deploy import DeployError, DeployResult, Waits, deploy_stack, waiter_config
 
 ACCOUNT = "111111111111"  # dev's account in projects/environments.yaml
 REGION = "us-east-1"
@@ -232,3 +235,122 @@ def test_a_stack_over_cloudformations_1_mb_is_refused_by_validate_and_export(tmp
         assert "CloudFormation accepts at most 1000000" in done.stderr or "Step Functions accepts at most" in done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- bounded waits. moto computes a change set and runs a stack at once, so these tests put moto's
+# change set or stack in the state real CloudFormation shows (still computing, refused, still
+# running, rolled back) right after the call that starts it; botocore's own waiters then poll moto's
+# API. A timeout of 0 means one look and no sleep, so none of these tests sleeps.
+
+STACK = "esteira-jobs"
+TOPIC = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "jobs"}}}}
+TAGS = {"esteira:project": "jobs"}
+
+
+def _after(session: boto3.Session, operation: str, change: Callable[[Any], None]) -> None:
+    """Once `operation` returns, `change` moto's change set (CreateChangeSet) or stack (ExecuteChangeSet)."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    def hook(parsed: dict[str, Any], **_: Any) -> None:
+        backend = cloudformation_backends[ACCOUNT][REGION]
+        if operation == "CreateChangeSet":
+            change(backend.change_sets[parsed["Id"]])
+        else:
+            [stack] = [s for s in backend.stacks.values() if s.name == STACK]
+            change(stack)
+
+    session.events.register(f"after-call.cloudformation.{operation}", hook)
+
+
+def _deploy_topic(session: boto3.Session, template: dict[str, Any] = TOPIC, **waits: float) -> DeployResult:
+    return deploy_stack(session, STACK, template, account_id=ACCOUNT, tags=TAGS, say=lambda _: None, **waits)
+
+
+def _set(obj: Any, **attrs: Any) -> None:
+    for name, value in attrs.items():
+        setattr(obj, name, value)
+
+
+def test_waiter_config_bounds_the_wait_by_the_timeout() -> None:
+    assert waiter_config(1800, 5) == {"Delay": 5, "MaxAttempts": 361}
+    assert waiter_config(300, 5)["MaxAttempts"] == 61
+    assert waiter_config(7, 5)["MaxAttempts"] == 2
+    assert waiter_config(0, 5) == {"Delay": 5, "MaxAttempts": 1}  # look once, never sleep
+    with pytest.raises(ValueError, match="poll_seconds"):
+        Waits(poll_seconds=0)
+
+
+def test_a_change_set_still_computing_at_the_timeout_names_stack_change_set_and_where_to_look(aws: None) -> None:
+    session = boto3.Session(region_name=REGION)
+    _after(session, "CreateChangeSet", lambda cs: _set(cs, status="CREATE_PENDING"))
+    calls: list[str] = []
+    session.events.register("before-call.cloudformation.DescribeChangeSet", lambda **_: calls.append("look"))
+    with pytest.raises(DeployError) as caught:
+        _deploy_topic(session, change_set_timeout_seconds=0.002, poll_seconds=0.001)
+    message = str(caught.value)
+    [summary] = boto3.client("cloudformation", region_name=REGION).list_change_sets(StackName=STACK)["Summaries"]
+    assert message.splitlines() == [
+        f"the change set of stack {STACK} is still CREATE_PENDING after 0.002 s; nothing was executed",
+        f"  stack: {STACK}, region {REGION}",
+        f"  change set: {summary['ChangeSetName']} ({summary['ChangeSetId']})",
+        f"  look at: CloudFormation console > Stacks > {STACK} > Change sets > {summary['ChangeSetName']}",
+    ]
+    assert len(calls) == waiter_config(0.002, 0.001)["MaxAttempts"] > 1  # polled, then gave up
+
+
+def test_a_refused_change_set_gives_its_reason(aws: None) -> None:
+    reason = "Template format error: Unresolved resource dependencies [Queue] in the Resources block of the template"
+    session = boto3.Session(region_name=REGION)
+    _after(session, "CreateChangeSet", lambda cs: _set(cs, status="FAILED", status_reason=reason))
+    with pytest.raises(DeployError) as caught:
+        _deploy_topic(session, change_set_timeout_seconds=0)
+    message = str(caught.value)
+    assert message.splitlines()[0] == f"CloudFormation refused the change set of stack {STACK}: FAILED: {reason}"
+    assert f"\n  stack: {STACK}, region {REGION}\n  change set: esteira-" in message
+    assert f"\n  look at: CloudFormation console > Stacks > {STACK} > Change sets > esteira-" in message
+
+
+def test_an_empty_change_set_is_no_change_and_is_deleted(aws: None) -> None:
+    session = boto3.Session(region_name=REGION)
+    assert _deploy_topic(session).action == "created"
+    no_change = "The submitted information didn't contain changes. Submit different information to create a change set."
+    _after(session, "CreateChangeSet", lambda cs: _set(cs, status="FAILED", status_reason=no_change))
+    # a template esteira sees as different, in which CloudFormation finds nothing to change
+    changed = {"Resources": {"Topic": {**TOPIC["Resources"]["Topic"], "Metadata": {"note": "only metadata"}}}}
+    result = _deploy_topic(session, changed, change_set_timeout_seconds=0)
+    assert result.action == "unchanged"
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    summaries = cfn.list_change_sets(StackName=STACK)["Summaries"]
+    assert [s["ExecutionStatus"] for s in summaries] == ["EXECUTE_COMPLETE"]  # only the create's (moto keeps it)
+
+
+def test_a_stack_still_running_at_the_timeout_names_stack_change_set_and_where_to_look(aws: None) -> None:
+    session = boto3.Session(region_name=REGION)
+    _after(session, "ExecuteChangeSet", lambda stack: _set(stack, status="CREATE_IN_PROGRESS"))
+    with pytest.raises(DeployError) as caught:
+        _deploy_topic(session, timeout_seconds=0)
+    message = str(caught.value)
+    assert message.splitlines()[0] == (f"stack {STACK} is still CREATE_IN_PROGRESS after 0 s; "
+                                       "CloudFormation goes on without esteira: deploy again once it ends")
+    assert f"\n  stack: {STACK}, region {REGION}\n  change set: esteira-" in message
+    assert ":changeSet/esteira-" in message
+    assert message.endswith(f"\n  look at: CloudFormation console > Stacks > {STACK} > Events")
+
+
+def test_a_stack_that_rolled_back_gives_the_failed_resources(aws: None) -> None:
+    from moto.cloudformation.models import Event
+
+    def roll_back(stack: Any) -> None:
+        stack.status = "ROLLBACK_COMPLETE"
+        stack.events.append(Event(stack.stack_id, stack.name, "Topic", "", "AWS::SNS::Topic", "CREATE_FAILED",
+                                  "Resource handler returned message: \"Access Denied\"", None))
+
+    session = boto3.Session(region_name=REGION)
+    _after(session, "ExecuteChangeSet", roll_back)
+    with pytest.raises(DeployError) as caught:
+        _deploy_topic(session, timeout_seconds=0)
+    message = str(caught.value)
+    assert message.splitlines()[0] == f"stack {STACK} ended ROLLBACK_COMPLETE"
+    assert f"\n  stack: {STACK}, region {REGION}\n  change set: esteira-" in message
+    assert message.endswith(f"\n  look at: CloudFormation console > Stacks > {STACK} > Events"
+                            '\n  failed: Topic (AWS::SNS::Topic): Resource handler returned message: "Access Denied"')

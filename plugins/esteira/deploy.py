@@ -19,6 +19,10 @@ MAX_INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's TemplateBody limit; large
 MAX_TEMPLATE_BYTES = 1_000_000  # TemplateURL's limit (esteira.compile refuses larger stacks earlier)
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _UNUSABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
+# How long a deploy waits before giving up (CloudFormation itself goes on): a change set is computed
+# in seconds, a stack with an auto scaling group and ECS capacity provider takes minutes.
+CHANGE_SET_TIMEOUT_SECONDS = 5 * 60
+STACK_TIMEOUT_SECONDS = 30 * 60
 
 
 class DeployError(Exception):
@@ -33,24 +37,49 @@ class DeployResult:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Waits:
+    """How often and how long a deploy polls CloudFormation: bounded, so a stuck change set or stack
+    fails the CI job with a message instead of hanging it until the runner's own limit."""
+
+    poll_seconds: float = 5.0
+    change_set_timeout_seconds: float = CHANGE_SET_TIMEOUT_SECONDS
+    stack_timeout_seconds: float = STACK_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.poll_seconds <= 0:  # a 0 delay would spin on DescribeStacks until throttled
+            raise ValueError(f"poll_seconds must be > 0, not {self.poll_seconds}")
+
+
 def deploy_stack(session: Any, stack: str, template: dict[str, Any], *, account_id: str,
                  tags: dict[str, str], say: Callable[[str], None] = print,
-                 poll_seconds: float = 5.0, template_store: str | None = None) -> DeployResult:
+                 poll_seconds: float = 5.0, template_store: str | None = None,
+                 timeout_seconds: float = STACK_TIMEOUT_SECONDS,
+                 change_set_timeout_seconds: float = CHANGE_SET_TIMEOUT_SECONDS) -> DeployResult:
     """Bring `stack` to `template`; raises DeployError with the reason when it cannot.
 
     A template over CloudFormation's inline limit is uploaded to `template_store`
     (s3://bucket/prefix) and deployed by its URL, as `aws cloudformation deploy --s3-bucket` does.
+    The change set is waited for at most `change_set_timeout_seconds`, its execution at most
+    `timeout_seconds`, polling every `poll_seconds` (0 timeouts: look once, never sleep).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
+    waits = Waits(poll_seconds, change_set_timeout_seconds, timeout_seconds)
     try:
-        return _deploy(session, stack, template, account_id, tags, say, poll_seconds, template_store)
+        return _deploy(session, stack, template, account_id, tags, say, waits, template_store)
     except (ClientError, BotoCoreError) as exc:  # AWS said no: its message is the useful part
         raise DeployError(f"{stack}: {exc}") from None
 
 
+def waiter_config(timeout_seconds: float, poll_seconds: float) -> dict[str, float | int]:
+    """A botocore WaiterConfig giving up after `timeout_seconds`: waiters count attempts, not time;
+    they look at once, then every `poll_seconds`, so 0 means one look and no sleep."""
+    return {"Delay": poll_seconds, "MaxAttempts": 1 + max(0, int(timeout_seconds // poll_seconds))}
+
+
 def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str, tags: dict[str, str],
-            say: Callable[[str], None], poll_seconds: float, template_store: str | None) -> DeployResult:
+            say: Callable[[str], None], waits: Waits, template_store: str | None) -> DeployResult:
     check_account(session, account_id)
     template = without_past_start_dates(template, time.time(), say)
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
@@ -79,12 +108,13 @@ def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
             return DeployResult(stack, "unchanged", outputs=_outputs(current))
     kind = "UPDATE" if current is not None else "CREATE"
     name = f"esteira-{time.strftime('%Y%m%d-%H%M%S')}"
-    cfn.create_change_set(
+    created = cfn.create_change_set(
         StackName=stack, ChangeSetName=name, ChangeSetType=kind, **source,
         Capabilities=["CAPABILITY_IAM"], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
         Description="esteira deploy",
     )
-    change_set = _wait_change_set(cfn, stack, name, poll_seconds)
+    where = _Where(stack, created["StackId"], name, created["Id"], cfn.meta.region_name)
+    change_set = _wait_change_set(cfn, where, waits)
     if change_set is None:
         say(f"{stack}: no changes")
         return DeployResult(stack, "unchanged", outputs=_outputs(current or {}))
@@ -92,8 +122,8 @@ def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str,
     say(f"{stack}: {len(changes)} change(s) to {'create' if kind == 'CREATE' else 'update'}:")
     for line in changes:
         say(f"  {line}")
-    cfn.execute_change_set(StackName=stack, ChangeSetName=name)
-    final = _wait_stack(cfn, stack, poll_seconds)
+    cfn.execute_change_set(StackName=where.stack_id, ChangeSetName=where.change_set_id)
+    final = _wait_stack(cfn, where, kind, waits)
     action = "created" if kind == "CREATE" else "updated"
     say(f"{stack}: {action} ({final['StackStatus']})")
     return DeployResult(stack, action, changes, _outputs(final))
@@ -152,35 +182,85 @@ def _same_template(cfn: Any, stack: str, template: dict[str, Any]) -> bool:
     return bool(deployed == template)
 
 
-def _wait_change_set(cfn: Any, stack: str, name: str, poll: float) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class _Where:
+    """The stack and change set a wait is about: a failed wait says which, where, and where to look."""
+
+    stack: str
+    stack_id: str
+    change_set: str
+    change_set_id: str
+    region: str
+
+    def error(self, headline: str, look: str, details: list[str] | None = None) -> DeployError:
+        lines = [f"stack: {self.stack}, region {self.region}",
+                 f"change set: {self.change_set} ({self.change_set_id})",
+                 f"look at: CloudFormation console > Stacks > {self.stack} > {look}", *(details or [])]
+        return DeployError(headline + "".join(f"\n  {line}" for line in lines))
+
+
+def _wait_change_set(cfn: Any, where: _Where, waits: Waits) -> dict[str, Any] | None:
     """The change set once computed; None when it holds no change (then it is deleted)."""
-    while True:
-        change_set = cfn.describe_change_set(StackName=stack, ChangeSetName=name)
-        status = change_set["Status"]
-        if status == "CREATE_COMPLETE":
-            return change_set
-        if status == "FAILED":
-            reason = change_set.get("StatusReason", "")
-            if any(text in reason for text in _NO_CHANGES):
-                cfn.delete_change_set(StackName=stack, ChangeSetName=name)
-                return None
-            raise DeployError(f"CloudFormation refused the change set of {stack}: {reason}")
-        time.sleep(poll)
+    from botocore.exceptions import WaiterError
+
+    try:
+        cfn.get_waiter("change_set_create_complete").wait(
+            StackName=where.stack_id, ChangeSetName=where.change_set_id,
+            WaiterConfig=waiter_config(waits.change_set_timeout_seconds, waits.poll_seconds))
+    except WaiterError as exc:
+        last = exc.last_response or {}
+        status = last.get("Status") or last.get("Error", {}).get("Code", "UNKNOWN")  # an error: its code
+        reason = last.get("StatusReason") or last.get("Error", {}).get("Message") or "no reason given"
+        if status == "FAILED" and any(text in reason for text in _NO_CHANGES):
+            cfn.delete_change_set(StackName=where.stack_id, ChangeSetName=where.change_set_id)
+            return None
+        look = f"Change sets > {where.change_set}"
+        if status in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
+            raise where.error(f"the change set of stack {where.stack} is still {status} after "
+                              f"{_duration(waits.change_set_timeout_seconds)}; nothing was executed", look) from None
+        raise where.error(f"CloudFormation refused the change set of stack {where.stack}: {status}: {reason}",
+                          look) from None
+    return cfn.describe_change_set(StackName=where.stack_id, ChangeSetName=where.change_set_id)
 
 
-def _wait_stack(cfn: Any, stack: str, poll: float) -> dict[str, Any]:
-    while True:
-        current = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-        status = current["StackStatus"]
-        if not status.endswith("_IN_PROGRESS"):
-            break
-        time.sleep(poll)
-    if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        return current
-    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
-    failed = [f"{e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}"
-              for e in events if e["ResourceStatus"].endswith("_FAILED")][:10]
-    raise DeployError(f"stack {stack} ended {status}" + "".join(f"\n  {line}" for line in failed))
+def _wait_stack(cfn: Any, where: _Where, kind: str, waits: Waits) -> dict[str, Any]:
+    """The stack once the change set's execution ended well; DeployError naming where to look when it
+    failed, or is still running at the timeout (CloudFormation goes on without us)."""
+    from botocore.exceptions import WaiterError
+
+    waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
+    try:
+        cfn.get_waiter(waiter).wait(StackName=where.stack_id,
+                                    WaiterConfig=waiter_config(waits.stack_timeout_seconds, waits.poll_seconds))
+    except WaiterError as exc:
+        last = exc.last_response or {}
+        current = (last.get("Stacks") or [{}])[0]
+        status = current.get("StackStatus") or last.get("Error", {}).get("Code", "UNKNOWN")
+        reason = current.get("StackStatusReason") or last.get("Error", {}).get("Message", "")
+        if status.endswith("_IN_PROGRESS"):
+            headline = (f"stack {where.stack} is still {status} after {_duration(waits.stack_timeout_seconds)}; "
+                        "CloudFormation goes on without esteira: deploy again once it ends")
+        else:
+            headline = f"stack {where.stack} ended {status}"
+        failed = [f"failed: {line}" for line in _failed_events(cfn, where.stack_id)]
+        raise where.error(headline + (f": {reason}" if reason else ""), "Events", failed) from None
+    return cfn.describe_stacks(StackName=where.stack_id)["Stacks"][0]
+
+
+def _failed_events(cfn: Any, stack_id: str) -> list[str]:
+    """The latest resource failures, the reason a deploy failed more often than the stack's own status."""
+    from botocore.exceptions import ClientError
+
+    try:
+        events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+    except ClientError:  # the message without them still says where to look
+        return []
+    return [f"{e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}"
+            for e in events if e["ResourceStatus"].endswith("_FAILED")][:10]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def _describe_change(change: dict[str, Any]) -> str:

@@ -56,7 +56,20 @@ def parser(prog: str = "python -m asl_export") -> argparse.ArgumentParser:
                       "stack esteira-<project> through a CloudFormation change set (shows the changes; does "
                       "nothing when nothing changed); refuses credentials of another account than the "
                       "environment's")
+    p.add_argument("--timeout", type=_minutes, default=30, metavar="MINUTES",
+                   help="with --deploy: stop waiting for a stack after MINUTES (default 30; its change set "
+                        "gets 5); CloudFormation carries on, and the message says where to look")
     return p
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 24 * 60:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes between 0 and 1440")
+    return value
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> int:
@@ -89,10 +102,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> i
         print(f"{prog}: error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_IO
     stacks = [(project, stack) for project, _files, stack in rendered]
-    return _deploy(stacks, target) if args.deploy else EXIT_OK
+    return _deploy(stacks, target, args.timeout * 60) if args.deploy else EXIT_OK
 
 
-def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target) -> int:
+def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target, timeout_seconds: float) -> int:
     """Deploy stack after stack; stop at the first failure (later ones may depend on nothing, but a
     CI run that failed should be looked at before it changes more)."""
     import boto3  # only a deploy needs it
@@ -106,7 +119,7 @@ def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target) -> int
         tags = {"esteira:project": project.name, "esteira:env": target.env, "esteira:version": project.config.version}
         try:
             deploy_stack(session, project.names.stack, template, account_id=aws.account_id, tags=tags,
-                         template_store=f"{aws.data_root.rstrip('/')}/_esteira",
+                         template_store=f"{aws.data_root.rstrip('/')}/_esteira", timeout_seconds=timeout_seconds,
                          say=lambda line: print(line, flush=True))
         except DeployError as exc:
             print(f"deploy failed: {exc}", file=sys.stderr)
