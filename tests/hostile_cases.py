@@ -450,10 +450,13 @@ CASES: list[Case] = [
     no("cron-empty", cron(""), "schedule.cron", "5"),
     # EventBridge Scheduler skips a cron time in the spring-forward gap ("When the time shifts
     # forward in Spring, your schedule invocation gets skipped", AWS knowledge center
-    # eventbridge-scheduler-adjust-dst); Airflow's CronTriggerTimetable runs it at 03:30 instead
-    # (shared/NOTES.md): the two orchestrators would not run the same days
-    no("cron-dst-gap-ny", chain(cron("30 2 * * *"), DST_NY), "schedule", "daylight|DST", known_gap="issue 12: EventBridge skips a DST-gap time, Airflow moves it; a timetable that mirrors EventBridge closes it"),
-    no("cron-dst-gap-lisbon", chain(cron("30 1 * * *"), tz("Europe/Lisbon")), "schedule", "daylight|DST", known_gap="issue 12: EventBridge skips a DST-gap time, Airflow moves it; a timetable that mirrors EventBridge closes it"),
+    # eventbridge-scheduler-adjust-dst); esteira's Airflow timetable skips it too (Airflow's own
+    # CronTriggerTimetable would run it at 03:30): both orchestrators run the same days
+    ok("cron-dst-gap-ny", chain(cron("30 2 * * *"), DST_NY), note="no run on spring-forward day, on both"),
+    ok("cron-dst-gap-lisbon", chain(cron("30 1 * * *"), tz("Europe/Lisbon")), note="no run on spring-forward day"),
+    # an hourly cron in the fall-back overlap: EventBridge fires the repeated hour once, and so does
+    # esteira's timetable (CronTriggerTimetable would fire it twice)
+    ok("cron-dst-overlap-hourly", chain(cron("0 * * * *"), DST_NY)),
     ok("cron-dst-safe-ny", chain(cron("0 3 * * *"), DST_NY), note="03:00 exists once every day in New York"),
     ok("cron-no-dst-sao-paulo", chain(cron("30 0 * * *"), tz("America/Sao_Paulo")),
        note="Brazil has had no DST since 2019"),
@@ -476,7 +479,12 @@ CASES: list[Case] = [
     no("tz-path", tz("../../../etc/passwd"), "schedule.timezone", "IANA"),
 
     # --- start_date -----------------------------------------------------------------------------
-    ok("start-catchup", chain(sched("catchup: true"), sched("start_date: 2026-01-01"))),
+    # EventBridge never runs past instants: catchup on a Step-Functions-owned schedule is refused,
+    # pointing to `esteira backfill`; an Airflow-owned schedule catches up in Airflow
+    no("start-catchup-aws", chain(sched("catchup: true"), sched("start_date: 2026-01-01")), "schedule.catchup",
+       "esteira backfill start-catchup-aws --from 2026-01-01"),
+    ok("start-catchup-airflow-owned", chain(sched("catchup: true"), sched("start_date: 2026-01-01"),
+                                            sub('orchestrator: "step_functions"', 'orchestrator: "airflow"'))),
     # EventBridge must not fire before start_date either: the schedule carries it as StartDate
     ok("start-future", sched("start_date: 2030-06-01")),
     ok("start-future-tz", chain(sched("start_date: 2030-06-01"), tz("America/Sao_Paulo"))),

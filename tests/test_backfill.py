@@ -4,6 +4,8 @@ same instants (daylight saving included), RUN_DATE and RUN_ID — started once, 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,12 +20,12 @@ import pytest
 import yaml
 from airflow.serialization.serialized_objects import DagSerialization
 from airflow.timetables.base import TimeRestriction
-from airflow.timetables.trigger import CronTriggerTimetable
 from moto import mock_aws
 
 from conftest import PROJECTS
 from esteira.__main__ import main
 from esteira.airflow.factory import build_all
+from esteira.airflow.timetable import EsteiraTimetable
 from esteira.backfill import plan_backfill
 from esteira.settings import Settings
 
@@ -37,9 +39,9 @@ RANGES = [(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC)),
           (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC))]
 
 
-def airflow_backfill(timetable: CronTriggerTimetable, start: datetime, end: datetime) -> list[datetime]:
-    """The logical dates Airflow's backfill planning walks (models/backfill.py: the timetable with
-    catchup from --from-date to --to-date)."""
+def airflow_backfill(timetable: EsteiraTimetable, start: datetime, end: datetime) -> list[datetime]:
+    """The logical dates Airflow's backfill planning walks (models/backfill.py: the DAG's timetable
+    with catchup from --from-date to --to-date)."""
     restriction = TimeRestriction(pendulum.instance(start), pendulum.instance(end), catchup=True)
     out, info = [], None
     while (info := timetable.next_dagrun_info(last_automated_data_interval=info.data_interval if info else None,
@@ -50,10 +52,11 @@ def airflow_backfill(timetable: CronTriggerTimetable, start: datetime, end: date
 
 @pytest.mark.parametrize("zone", ZONES)
 def test_the_plan_is_airflows_own_in_every_zone(zone: str) -> None:
+    """The timetable of a Step-Functions-owned DAG, which schedules nothing but plans backfills."""
     for cron in CRONS:
         for start, end in RANGES:
             ours = [run.instant for run in plan_backfill(cron, zone, start, end, now=LATER)]
-            assert ours == airflow_backfill(CronTriggerTimetable(cron, timezone=zone), start, end), (cron, start)
+            assert ours == airflow_backfill(EsteiraTimetable(cron, zone, scheduled=False), start, end), (cron, start)
 
 
 def test_the_dry_run_lists_what_airflows_backfill_of_the_dag_creates(
@@ -70,7 +73,9 @@ def test_the_dry_run_lists_what_airflows_backfill_of_the_dag_creates(
     assert main(["backfill", "recsys", "--from", "2026-10-30", "--to", "2026-11-03", "--env", "prd",
                  "--projects-dir", str(projects_dir), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[:-1]] == expected and len(expected) == 4
+    # 01:30 exists twice on 1 November: EventBridge fires once, at the first (EDT, 05:30Z)
+    assert [line.split()[0] for line in lines[:-1]] == expected == [
+        "2026-10-30T05:30:00Z", "2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]
     assert lines[0].split(None, 2)[1:] == ["backfill-20261030T053000Z", json.dumps(
         {"run_date": "2026-10-30T05:30:00Z", "run_id": "backfill__2026-10-30T05:30:00+00:00"})]
 
@@ -139,3 +144,36 @@ def test_bad_bounds_are_exit_2_without_traceback(bounds: list[str], words: str) 
     done = subprocess.run([sys.executable, "-m", "esteira", "backfill", "recsys", *bounds, "--dry-run"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+
+
+AIRFLOW = Path(sys.executable).parent / "airflow"
+
+
+@pytest.mark.parametrize("cron", ["30 1,2 * * *", "*/30 1 * * *"])
+def test_the_dry_run_lists_what_airflows_own_backfill_dry_run_lists_across_dst(
+    projects_dir: Path, tmp_path: Path, cron: str,
+) -> None:
+    """`airflow backfill create --dry-run` (Airflow's CLI, its metadata DB, the DAG as the
+    dag-processor stores it) and `esteira backfill --dry-run`, for New York's spring-forward (02:30
+    does not exist) and fall-back (01:xx exists twice) weeks: the same instants."""
+    config = projects_dir / "recsys" / "config.yaml"
+    config.write_text(config.read_text().replace('retries: 2', 'retries: 2\n  timezone: America/New_York', 1)
+                      .replace('cron: "0 3 * * *"', f'cron: "{cron}"'))
+    home = tmp_path / "airflow"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "ESTEIRA_PROJECTS_DIR": str(projects_dir),
+           "ESTEIRA_BACKEND": "ecs", "ESTEIRA_ENV": "prd"}  # a Step-Functions-owned DAG, as on MWAA
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    for argv in (["db", "migrate"], ["dags", "reserialize"]):
+        done = subprocess.run([str(AIRFLOW), *argv], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for start, end in (("2026-03-06", "2026-03-10"), ("2026-10-30", "2026-11-03")):
+        done = subprocess.run([str(AIRFLOW), "backfill", "create", "--dag-id", "recsys", "--from-date", start,
+                               "--to-date", end, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        airflows = [datetime.fromisoformat(row.split("|")[1].strip()).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    for row in done.stdout.splitlines() if re.match(r"^\| \d{4}-", row)]
+        ours = subprocess.run([sys.executable, "-m", "esteira", "backfill", "recsys", "--from", start, "--to", end,
+                               "--env", "prd", "--projects-dir", str(projects_dir), "--dry-run"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert ours.returncode == 0, ours.stderr
+        assert [line.split()[0] for line in ours.stdout.splitlines()[:-1]] == airflows and airflows, (start, cron)

@@ -17,6 +17,7 @@ from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from config_oracle import CONFIGS, ENVIRONMENTS, command, expected_edges
 from conftest import DAGS, PROJECTS
 from esteira.airflow.local_operator import LocalProcessOperator
+from esteira.airflow.timetable import EsteiraTimetable
 
 
 @pytest.fixture(scope="module", params=["local", "ecs"])
@@ -48,13 +49,20 @@ def test_tasks_and_edges_are_the_configs_steps_and_dependencies(bag: tuple[str, 
 
 @pytest.mark.parametrize("project", sorted(CONFIGS))
 def test_dag_level_settings_come_from_the_config(bag: tuple[str, DagBag], project: str) -> None:
-    _backend, dagbag = bag
+    backend, dagbag = bag
     cfg = CONFIGS[project]
     sched = cfg["schedule"]
     dag = dagbag.dags[project]
-    assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # fires at the cron instant
-    assert dag.timetable.expression == sched["cron"]
-    assert str(dag.timetable.timezone) == sched.get("timezone", "UTC")
+    assert isinstance(dag.timetable, EsteiraTimetable)  # fires at the cron instants EventBridge fires
+    assert dag.timetable.cron == sched["cron"]
+    assert dag.timetable.timezone == sched.get("timezone", "UTC")
+    assert dag.timetable.periodic  # backfills are offered
+    # on AWS, Step Functions fires a step_functions project: Airflow schedules nothing, so the DAG
+    # is unpaused (Airflow 3 runs no manual run or backfill of a paused DAG)
+    owned_by_aws = backend == "ecs" and cfg["batch"]["orchestrator"] == "step_functions"
+    assert dag.timetable.can_be_scheduled is not owned_by_aws
+    assert dag.is_paused_upon_creation is (False if owned_by_aws else None)
+    assert dag.max_active_runs == sched.get("max_active_runs", 1)
     assert dag.catchup is sched.get("catchup", False)
     assert dag.dagrun_timeout == timedelta(seconds=sched["timeout_seconds"])
     assert {"esteira", f"project:{project}", f"orchestrator:{cfg['batch']['orchestrator']}"} <= set(dag.tags)

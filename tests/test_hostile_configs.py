@@ -39,6 +39,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pendulum
 import pytest
 import yaml
 from hostile_cases import ACCEPT, BY_ID, CASES, REFUSE, Case
@@ -279,11 +280,12 @@ def _check_dag(down: Downstream, name: str, backend: str) -> None:
     except Exception as exc:
         down.add(name, stage, f"Airflow cannot serialise the DAG: {type(exc).__name__}: {exc}")
         return
-    if type(serialized.timetable).__name__ == "CronTriggerTimetable":
-        try:
+    if type(serialized.timetable).__name__ == "EsteiraTimetable":
+        try:  # as a backfill asks (a DAG that Step Functions schedules answers nothing else)
             info = serialized.timetable.next_dagrun_info(
                 last_automated_data_interval=None,
-                restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True))
+                restriction=TimeRestriction(earliest=dag.start_date, latest=pendulum.datetime(3100, 1, 1),
+                                            catchup=True))
         except Exception as exc:
             down.add(name, stage, f"the timetable cannot plan a run: {type(exc).__name__}: {exc}")
         else:
@@ -319,10 +321,21 @@ class _FakeAws:
 
             def create_change_set(self, **request: Any) -> dict[str, str]:
                 aws.change_sets.append(request)
-                return {"Id": "change-set"}
+                return {"Id": f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:changeSet/{request['ChangeSetName']}/1",
+                        "StackId": f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/{request['StackName']}/1"}
 
             def describe_change_set(self, **_: Any) -> dict[str, str]:
                 return {"Status": "FAILED", "StatusReason": "The submitted information didn't contain changes."}
+
+            def get_waiter(self, name: str) -> Any:
+                """botocore's change_set_create_complete on a FAILED change set: a terminal failure."""
+                from botocore.exceptions import WaiterError
+
+                def wait(**_: Any) -> None:
+                    raise WaiterError(name=name, reason="Waiter encountered a terminal failure state",
+                                      last_response=self.describe_change_set())
+
+                return SimpleNamespace(wait=wait)
 
             def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, str]:
                 aws.uploads[Key] = Body

@@ -121,7 +121,8 @@ def test_plugins_zip_holds_the_package_at_its_root_deterministically(bundle: Pat
         assert {i.external_attr >> 16 for i in infos} == {0o100644}
         assert "esteira/" in archive.read(".airflowignore").decode().splitlines()
         package = {f"esteira/{rel.as_posix()}" for rel in shipped(PACKAGE)}
-        assert set(names) == {".airflowignore", *package}
+        assert set(names) == {".airflowignore", "esteira_plugin.py", *package}
+        assert archive.read("esteira_plugin.py") == (REPO / "plugins" / "esteira_plugin.py").read_bytes()
         for name in package:
             assert archive.read(name) == (REPO / "plugins" / name).read_bytes()
 

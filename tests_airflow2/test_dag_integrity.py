@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import airflow
@@ -16,12 +16,13 @@ import pytest
 from airflow.models.dagbag import DagBag
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.serialization.serialized_objects import SerializedDAG
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from config_oracle import CONFIGS, command, expected_edges, steps
 from conftest import DAGS, PROJECTS
 from esteira.airflow import compat
 from esteira.airflow.local_operator import LocalProcessOperator
+from esteira.airflow.timetable import EsteiraTimetable
+from esteira.backfill import plan_backfill
 
 
 @pytest.fixture(scope="module", params=["local", "ecs"])
@@ -38,7 +39,6 @@ def test_this_is_airflow_2_and_compat_takes_the_airflow_2_import_paths() -> None
     assert compat.AIRFLOW_3 is False
     assert compat.DAG.__module__ == "airflow.models.dag"
     assert compat.BaseOperator.__module__ == "airflow.models.baseoperator"
-    assert compat.CronTriggerTimetable is CronTriggerTimetable
     assert compat.BaseNotifier.__module__ == "airflow.notifications.basenotifier"
 
 
@@ -66,16 +66,19 @@ def test_dag_level_settings_come_from_the_config(bag: tuple[str, DagBag], projec
     cfg = CONFIGS[project]
     sched = cfg["schedule"]
     dag = dagbag.dags[project]
-    assert isinstance(dag.timetable, CronTriggerTimetable)  # a run's logical date is the cron instant
-    assert dag.timetable._expression == sched["cron"]
-    assert dag.timetable._timezone.name == sched.get("timezone", "UTC")
+    assert isinstance(dag.timetable, EsteiraTimetable)  # a run's logical date is the cron instant
+    assert dag.timetable.cron == sched["cron"]
+    assert dag.timetable.timezone == sched.get("timezone", "UTC")
+    assert dag.max_active_runs == sched.get("max_active_runs", 1)
     assert dag.catchup is sched.get("catchup", False)  # passed explicitly: Airflow 2 defaults to True
     assert dag.dagrun_timeout == timedelta(seconds=sched["timeout_seconds"])
     assert dag.owner == cfg["owners"]["tech_owner"]
     assert dag.owner_links == {cfg["owners"]["tech_owner"]: f"mailto:{cfg['owners']['tech_owner']}"}
-    # on ECS, Step Functions owns the production schedule unless the config says airflow
-    paused = backend == "ecs" and cfg["batch"]["orchestrator"] != "airflow"
-    assert dag.is_paused_upon_creation is (True if paused else None)
+    # on ECS, Step Functions owns the production schedule unless the config says airflow: the DAG
+    # then schedules nothing, and is unpaused so that manual runs and backfills run
+    owned_by_aws = backend == "ecs" and cfg["batch"]["orchestrator"] != "airflow"
+    assert dag.timetable.can_be_scheduled is not owned_by_aws
+    assert dag.is_paused_upon_creation is (False if owned_by_aws else None)
     assert (dag.on_failure_callback is not None) == bool(cfg.get("notifications", {}).get("on_failure"))
 
 
@@ -108,7 +111,7 @@ def test_every_dag_serializes_as_the_scheduler_stores_it(bag: tuple[str, DagBag]
         SerializedDAG.validate_schema(data)
         back = SerializedDAG.from_dict(data)
         assert [t.task_id for t in back.tasks] == [t.task_id for t in dag.tasks]
-        assert back.timetable.summary == dag.timetable.summary
+        assert back.timetable == dag.timetable  # found through esteira's plugin, as the scheduler does
 
 
 def test_a_broken_project_leaves_the_others_loaded_and_shows_its_error(
@@ -127,3 +130,20 @@ def test_a_broken_project_leaves_the_others_loaded_and_shows_its_error(
     assert dagbag.dags["broken"].is_paused_upon_creation is True
     for name in CONFIGS:
         assert "esteira:config-error" not in dagbag.dags[name].tags
+
+
+@pytest.mark.parametrize("project", sorted(CONFIGS))
+def test_a_step_functions_owned_dag_plans_backfills_but_never_a_scheduled_run(
+    project: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What Airflow 2.11's scheduler and `airflow dags backfill` ask the serialized DAG."""
+    monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
+    dag = DagBag(dag_folder=str(DAGS), include_examples=False).dags[project]
+    dag = SerializedDAG.from_dict(SerializedDAG.to_dict(dag))
+    assert dag.next_dagrun_info(None) is None  # the scheduler's question: nothing, ever
+    assert dag.next_dagrun_info(None, restricted=False) is None
+    start, end = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC)
+    planned = [info.logical_date for info in dag.iter_dagrun_infos_between(start, end)]
+    expected = [run.instant for run in plan_backfill(CONFIGS[project]["schedule"]["cron"],
+                                                     CONFIGS[project]["schedule"].get("timezone", "UTC"), start, end)]
+    assert planned == expected and planned  # the instants `esteira backfill` starts on AWS

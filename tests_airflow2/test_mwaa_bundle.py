@@ -25,12 +25,20 @@ from esteira.settings import Settings
 
 dags, plugins = sys.argv[1:]
 bag = DagBag(dag_folder=dags, include_examples=False)
+from airflow import plugins_manager
+from airflow.serialization.serialized_objects import SerializedDAG
+plugins_manager.initialize_timetables_plugins()
+# what the scheduler reads: each DAG serialized and back, its timetable found through the plugin
+timetables = {dag_id: type(SerializedDAG.from_dict(SerializedDAG.to_dict(dag)).timetable).__name__
+              for dag_id, dag in bag.dags.items()}
 print("PROBE:" + json.dumps({
     "esteira": esteira.__file__,
     "projects_dir": str(Settings.from_environ().projects_dir),
     "dag_files": list_py_file_paths(dags, safe_mode=False),
     "plugin_files": sorted(find_path_from_directory(plugins, ".airflowignore")),
     "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "registered_timetables": sorted(plugins_manager.timetable_classes),
+    "timetables": timetables,
     "dags": {dag_id: {"tasks": [t.task_id for t in dag.tasks],
                       "operators": sorted({type(t).__name__ for t in dag.tasks}), "tags": dag.tags}
              for dag_id, dag in bag.dags.items()},
@@ -68,7 +76,10 @@ def test_the_bundle_loads_under_airflow_2_from_the_bundle_alone(tmp_path: Path) 
     assert got["esteira"].startswith(str(plugins / "esteira"))
     assert got["projects_dir"] == str(dags / "esteira_projects")
     assert got["dag_files"] == [str(dags / "esteira_dags.py")]  # dags/.airflowignore, as a regexp
-    assert got["plugin_files"] == []  # plugins/.airflowignore: the plugin loader imports no esteira module
+    # plugins/.airflowignore: the plugin loader imports esteira's plugin module, not the package
+    assert got["plugin_files"] == [str(plugins / "esteira_plugin.py")]
+    assert got["registered_timetables"] == ["esteira.airflow.timetable.EsteiraTimetable"]
+    assert got["timetables"] == dict.fromkeys(CONFIGS, "EsteiraTimetable")
     assert got["import_errors"] == {}
     assert set(got["dags"]) == set(CONFIGS)
     for name, cfg in CONFIGS.items():

@@ -57,6 +57,9 @@ class AwsEnvironment(Strict):
 class LocalEnvironment(Strict):
     # relative to the folder of environments.yaml; MLflow's sqlite file and the data live here
     home: str = "../.esteira"
+    # false: the local DAGs schedule nothing (as on AWS when Step Functions owns the schedule) and
+    # take manual runs and backfills only
+    schedules_enabled: bool = True
 
 
 class EnvironmentsFile(Strict):
@@ -70,6 +73,7 @@ class LocalSettings:
     """What a step run on this machine gets instead of AWS endpoints."""
 
     home: Path
+    schedules_enabled: bool = True
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -92,7 +96,8 @@ class Environments:
 
     @property
     def local(self) -> LocalSettings:
-        return LocalSettings((self.file.parent / self.settings.local.home).resolve())
+        local = self.settings.local
+        return LocalSettings((self.file.parent / local.home).resolve(), local.schedules_enabled)
 
 
 def load_environments(file: Path) -> Environments:

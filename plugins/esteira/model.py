@@ -178,6 +178,9 @@ class Schedule(Strict):
     timezone: TimeZone = "UTC"
     catchup: bool = False
     start_date: Annotated[dt.date | None, Field(strict=False)] = None
+    # 1: a run starts when the previous one has ended, so each run sees the models its earlier
+    # dates registered (point-in-time); Airflow's max_active_runs and esteira backfill's default
+    max_active_runs: Annotated[int, Field(ge=1, le=32)] = 1
 
 
 class Runtime(Strict):

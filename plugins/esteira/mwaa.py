@@ -70,11 +70,9 @@ _ZIP_MODE = 0o100644 << 16
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
-PLUGINS_AIRFLOWIGNORE = """\
-# esteira is a library on Airflow's plugins path, not an Airflow plugin: Airflow's plugin
-# loader must not import its modules one by one (under wrong names, and at every start).
-esteira/
-"""
+PLUGINS_AIRFLOWIGNORE = (PACKAGE_DIR.parent / ".airflowignore").read_text()
+# registers esteira's timetable with the scheduler (it lives next to the package, as in the repo)
+PLUGIN_MODULE = PACKAGE_DIR.parent / "esteira_plugin.py"
 DAGS_AIRFLOWIGNORE = f"""\
 # Written by `python -m esteira mwaa-bundle`. {PROJECTS_FOLDER}/ holds what esteira_dags.py reads
 # (project configs, environments.yaml, files beside them): no DAG files. One pattern, valid in both of
@@ -142,8 +140,9 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def plugins_zip(package_dir: Path = PACKAGE_DIR) -> bytes:
-    """plugins.zip: the esteira package at the zip root, plus the plugin loader's .airflowignore."""
-    entries = {".airflowignore": PLUGINS_AIRFLOWIGNORE.encode()}
+    """plugins.zip: the esteira package and its plugin module at the zip root, plus the plugin
+    loader's .airflowignore."""
+    entries = {".airflowignore": PLUGINS_AIRFLOWIGNORE.encode(), PLUGIN_MODULE.name: PLUGIN_MODULE.read_bytes()}
     entries |= {f"esteira/{rel}": path.read_bytes() for rel, path in _files(package_dir)}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

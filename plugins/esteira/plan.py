@@ -65,12 +65,14 @@ class Target:
     mlflow_s3_endpoint_url: str | None
     data_root: str
     aws: AwsEnvironment | None
+    local_schedules: bool = True  # local target: does Airflow fire the schedules (environments.yaml)
 
     @classmethod
     def local(cls, environments: Environments, mlflow_tracking_uri: str | None = None) -> Target:
         """This machine; MLflow is the sqlite file under local.home unless a server is given."""
         local = environments.local
-        return cls("local", mlflow_tracking_uri or local.mlflow_tracking_uri, None, local.data_root, None)
+        return cls("local", mlflow_tracking_uri or local.mlflow_tracking_uri, None, local.data_root, None,
+                   local.schedules_enabled)
 
     @classmethod
     def aws_env(cls, environments: Environments, env: str) -> Target:
@@ -174,7 +176,9 @@ class SchedulePlan:
     owner: str  # "step_functions" or "airflow": the orchestrator whose schedule fires in production
     in_airflow: bool  # does the DAG carry the cron timetable (the config's schedule.enabled)
     aws_enabled: bool  # is the EventBridge schedule ENABLED in this environment
-    airflow_paused_on_creation: bool | None  # None: Airflow's default
+    # does Airflow's scheduler fire the cron? If not, the DAG takes manual runs and backfills only
+    airflow_schedules: bool
+    max_active_runs: int
 
 
 @dataclass(frozen=True)
@@ -293,9 +297,17 @@ def build_plan(project: Project, target: Target) -> Plan:
                 f"ECS accepts at most {ECS_OVERRIDES_LIMIT}: shorten env_vars or the command",
                 path, project.line_for(path)))
         specs.append(plan)
+    sched = cfg.schedule
+    if aws is not None and sched.catchup and sched.enabled and cfg.batch.orchestrator == "step_functions":
+        path = ("schedule", "catchup")
+        since = f" --from {sched.start_date.isoformat()}" if sched.start_date else " --from START"
+        problems.append(Problem(
+            "catchup: true has no equivalent on EventBridge Scheduler, which fires this project's "
+            "schedule on AWS (it never runs past instants): set catchup: false, and fill the past "
+            f"with `esteira backfill {cfg.project_name}{since} --to TODAY --env {target.env}`",
+            path, project.line_for(path)))
     if problems:
         raise ConfigError(project.source, problems)
-    sched = cfg.schedule
     owner = cfg.batch.orchestrator
     schedule = SchedulePlan(
         cron=sched.cron, aws_expression=to_aws_cron(sched.cron), timezone=sched.timezone,
@@ -306,8 +318,9 @@ def build_plan(project: Project, target: Target) -> Plan:
         aws_enabled=bool(sched.enabled and cfg.batch.enabled and owner == "step_functions"
                          and aws is not None and aws.schedules_enabled),
         # On AWS, Step Functions owns the production schedule unless the config says airflow: the
-        # DAG then starts paused (manual runs and backfills) so nothing runs twice.
-        airflow_paused_on_creation=(aws is not None and owner != "airflow") or None,
+        # DAG then schedules nothing (manual runs and backfills only), so nothing runs twice.
+        airflow_schedules=(owner == "airflow" if aws is not None else target.local_schedules),
+        max_active_runs=sched.max_active_runs,
     )
     notify = cfg.notifications
     compute = cfg.infra.compute

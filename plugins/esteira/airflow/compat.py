@@ -5,8 +5,8 @@ The version decides the import path, rather than trying Airflow 3's first: a nam
 still ships as deprecated shims. What else differs, and why nothing more is needed here
 (tests_airflow2/ checks each under Airflow 2.11):
 
-* `CronTriggerTimetable` (airflow.timetables.trigger in 2.x): in both, a run's logical date is
-  the cron instant, and `timezone=` takes an IANA name.
+* esteira's timetable (esteira.airflow.timetable) builds on `airflow.timetables.base`, the same
+  in both.
 * `task_display_name` exists since 2.9; `owner_links`, `is_paused_upon_creation`, `schedule=`
   (a timetable or None) and `catchup` are DAG arguments in 2.10+ too (catchup is always passed:
   its default is True in 2.x, False in 3.x).
@@ -30,12 +30,11 @@ if _MAJOR_MINOR < (2, 10):  # pragma: no cover - shown as the DAG file's import 
 AIRFLOW_3 = _MAJOR_MINOR >= (3, 0)
 
 if AIRFLOW_3:
-    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context, CronTriggerTimetable
+    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context
 else:  # Airflow 2.10/2.11
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
-    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef,assignment]
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "BaseNotifier",
     "BaseOperator",
     "Context",
-    "CronTriggerTimetable",
     "EcsRunTaskOperator",
     "SnsNotifier",
 ]

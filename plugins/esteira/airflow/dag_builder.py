@@ -12,10 +12,11 @@ from typing import Any
 
 import pendulum
 
-from esteira.airflow.compat import DAG, BaseOperator, CronTriggerTimetable, EcsRunTaskOperator
+from esteira.airflow.compat import DAG, BaseOperator, EcsRunTaskOperator
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
 from esteira.airflow.templates import MACROS, jinja, literal
+from esteira.airflow.timetable import EsteiraTimetable
 from esteira.plan import Plan, StepPlan
 
 # Without a start_date in the config the DAG may run from here on (catchup is off then).
@@ -27,7 +28,8 @@ def build_dag(plan: Plan) -> DAG:
     # the DAG's zone is its start date's: the schedule's zone, at the instant the Plan decided
     start = (pendulum.instance(sched.start).in_timezone(sched.timezone) if sched.start else
              pendulum.datetime(DEFAULT_START.year, DEFAULT_START.month, DEFAULT_START.day, tz=sched.timezone))
-    timetable = CronTriggerTimetable(sched.cron, timezone=sched.timezone) if sched.in_airflow else None
+    timetable = (EsteiraTimetable(sched.cron, sched.timezone, scheduled=sched.airflow_schedules)
+                 if sched.in_airflow else None)
     owner = plan.tech_owner
     dag = DAG(
         dag_id=plan.names.dag_id,
@@ -40,7 +42,10 @@ def build_dag(plan: Plan) -> DAG:
         tags=["esteira", *(f"{key}:{value}" for key, value in plan.labels)],
         owner_links={owner: f"mailto:{owner}"},
         user_defined_macros=MACROS,
-        is_paused_upon_creation=sched.airflow_paused_on_creation,
+        max_active_runs=sched.max_active_runs,
+        # a DAG that schedules nothing is safe to leave unpaused, and must be: Airflow 3 does not
+        # start manual or backfill runs of a paused DAG; a scheduling DAG follows Airflow's setting
+        is_paused_upon_creation=False if sched.in_airflow and not sched.airflow_schedules else None,
         default_args={"owner": owner},
         **callbacks(plan),
     )
@@ -91,6 +96,9 @@ def _one_line(text: str) -> str:
 def _doc_md(plan: Plan) -> str:
     sched = plan.schedule
     when = (f"`{sched.cron}` ({sched.timezone})" if sched.in_airflow else "disabled (manual runs only)")
+    if sched.in_airflow and not sched.airflow_schedules:
+        who = "fired by Step Functions" if plan.target.aws is not None else "off on this machine"
+        when += f", {who}: here manual runs and backfills only"
     rows = "\n".join(
         f"| `{s.step_id}` | {s.display_name} | `{' '.join(s.command)}` | "
         f"{', '.join(s.upstream) or '-'} | "
