@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from esteira import mwaa
@@ -112,10 +113,48 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
     backfill.add_argument("--projects-dir", type=Path, metavar="DIR", help=_PROJECTS_HELP)
     backfill.add_argument("--dry-run", action="store_true",
                           help="print one line per execution (instant, execution name, input) and start nothing")
-    backfill.add_argument("--max-concurrency", type=int, default=1, metavar="N",
-                          help="executions running at once (default 1: in order, each date after the one "
-                               "before, so scores use the models earlier dates registered)")
+    backfill.add_argument("--max-concurrency", type=int, metavar="N",
+                          help="executions running at once (default: the config's schedule.max_active_runs, "
+                               "1 unless set: in order, each date after the one before, so scores use the "
+                               "models earlier dates registered)")
     backfill.add_argument("--no-wait", action="store_true", help="return once the last one has started")
+    rerun = sub.add_parser(
+        "rerun",
+        help="re-run a project's past cron instants on AWS: redrive a failed execution, else start a new one",
+        description="Re-run the given instants (--run-date), or every instant whose latest execution failed "
+                    "(--failed), oldest first. An instant's executions are its backfill, its earlier re-runs "
+                    "and any execution whose input has its RUN_DATE (the schedule's). When the latest failed, "
+                    "timed out or was aborted and Step Functions can redrive it (within 14 days), it is "
+                    "redriven: only the states that did not succeed run again, with the same input. Otherwise "
+                    "a new execution starts, named rerun-<instant>-<n> (n: one more than the instant's "
+                    "earlier re-runs) with RUN_DATE = the instant and RUN_ID = rerun__<instant>__<n>. One "
+                    "still running is followed, never doubled, so repeating the command is safe. Needs "
+                    "credentials of the environment's account (--dry-run too: it reads the executions).",
+        epilog="A bare date is midnight UTC, as in backfill; a --run-date that is not an instant of the "
+               "project's cron is refused, naming the nearest instants. exit codes: 0 done, every execution "
+               "succeeded (or planned, with --dry-run; started, with --no-wait); 1 an execution failed or AWS "
+               "refused a call; 2 invalid config or bad usage.",
+    )
+    rerun.add_argument("project", metavar="PROJECT")
+    which = rerun.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-date", action="append", metavar="INSTANT",
+                       help="an instant of the project's cron to re-run (YYYY-MM-DD or an ISO 8601 date-time; "
+                            "UTC unless it says otherwise); repeat it for more")
+    which.add_argument("--failed", action="store_true",
+                       help="re-run every instant whose latest execution failed, timed out or was aborted")
+    rerun.add_argument("--from", dest="from_", metavar="DATE",
+                       help="with --failed: first RUN_DATE (default: 14 days ago, the redrive window; same forms)")
+    rerun.add_argument("--to", metavar="DATE", help="with --failed: last RUN_DATE, inclusive (default: now)")
+    rerun.add_argument("--env", choices=ENV_NAMES, default="dev", help="AWS environment (default dev)")
+    rerun.add_argument("--projects-dir", type=Path, metavar="DIR", help=_PROJECTS_HELP)
+    rerun.add_argument("--environments-file", "--environments", dest="environments_file", type=Path,
+                       metavar="FILE", help="environments file (default: <projects-dir>/environments.yaml)")
+    rerun.add_argument("--dry-run", action="store_true",
+                       help="print one line per instant (instant, action, execution name, input) and change nothing")
+    rerun.add_argument("--max-concurrency", type=int, metavar="N",
+                       help="executions running at once (default: the config's schedule.max_active_runs, 1 "
+                            "unless set: in order, so scores use the models earlier dates registered)")
+    rerun.add_argument("--no-wait", action="store_true", help="return once the last one has started")
     schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of config.yaml (editors validate and complete with it)",
@@ -169,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     projects_dir = args.projects_dir or settings.projects_dir
     if args.command == "backfill":
         return _backfill(args, projects_dir, settings)
+    if args.command == "rerun":
+        return _rerun(args, projects_dir, settings)
     if args.command == "mwaa-bundle":
         return _mwaa_bundle(args, projects_dir)
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
@@ -186,7 +227,7 @@ def _backfill(args: argparse.Namespace, projects_dir: Path, settings: Settings) 
     except ValueError as exc:
         print(f"{prog}: error: --from/--to: {exc} (write YYYY-MM-DD or an ISO 8601 date-time)", file=sys.stderr)
         return EXIT_BAD
-    if start > end or args.max_concurrency < 1:
+    if start > end or (args.max_concurrency is not None and args.max_concurrency < 1):
         print(f"{prog}: error: " + ("--from is after --to" if start > end else "--max-concurrency must be >= 1"),
               file=sys.stderr)
         return EXIT_BAD
@@ -224,7 +265,8 @@ def _start_backfill(plan: Plan, runs: list[BackfillRun], args: argparse.Namespac
     try:
         check_account(session, aws.account_id)
         result = run_backfill(session, plan.names.state_machine_arn(aws.region, aws.account_id), runs,
-                              max_concurrency=args.max_concurrency, wait=not args.no_wait,
+                              max_concurrency=args.max_concurrency or plan.schedule.max_active_runs,
+                              wait=not args.no_wait,
                               say=lambda line: print(line, flush=True))
     except (DeployError, BackfillError) as exc:
         print(f"{PROG} backfill: {exc}", file=sys.stderr)
@@ -232,6 +274,100 @@ def _start_backfill(plan: Plan, runs: list[BackfillRun], args: argparse.Namespac
     print(f"{len(result.started)} started, {len(result.existing)} already existed"
           + (f", {len(result.failed)} failed: {', '.join(result.failed)}" if result.failed else ""))
     return 1 if result.failed else EXIT_OK
+
+
+def _rerun(args: argparse.Namespace, projects_dir: Path, settings: Settings) -> int:
+    """Check the dates against the project's cron before any AWS call, then plan and carry out."""
+    from esteira.backfill import parse_bound
+    from esteira.rerun import REDRIVE_WINDOW, check_instant
+
+    prog = f"{PROG} rerun"
+    now = datetime.now(UTC)
+
+    def bad(message: str) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_BAD
+
+    if not args.failed and (args.from_ or args.to):
+        return bad("--from/--to go with --failed (--run-date names the instants itself)")
+    if args.max_concurrency is not None and args.max_concurrency < 1:
+        return bad("--max-concurrency must be >= 1")
+    try:
+        given = [parse_bound(text) for text in args.run_date or []]
+        low = parse_bound(args.from_) if args.from_ else now - REDRIVE_WINDOW
+        high = parse_bound(args.to) if args.to else now
+    except ValueError as exc:
+        return bad(f"{'--run-date' if args.run_date else '--from/--to'}: {exc} "
+                   "(write YYYY-MM-DD or an ISO 8601 date-time)")
+    if low > high:
+        return bad("--from is after --to")
+    env_file = args.environments_file or (projects_dir / "environments.yaml" if args.projects_dir
+                                          else settings.environments_file)
+    try:
+        target = Target.aws_env(load_environments(env_file), args.env)
+        plan = compile_aws(load_project(projects_dir / args.project / CONFIG_FILE), target).plan
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    except Exception as exc:  # a config mistake never ends in a traceback
+        print(unexpected_error(projects_dir / args.project / CONFIG_FILE, exc), file=sys.stderr)
+        return EXIT_BAD
+    cron, zone = plan.schedule.cron, plan.schedule.timezone
+    try:
+        instants = [check_instant(cron, zone, value, now) for value in given]
+    except ValueError as exc:
+        return bad(f"--run-date {exc}")
+    return _start_rerun(plan, instants, (low, high), args)
+
+
+def _start_rerun(plan: Plan, instants: list[datetime], failed_between: tuple[datetime, datetime],
+                 args: argparse.Namespace) -> int:
+    import boto3
+
+    from esteira.deploy import DeployError, check_account
+    from esteira.rerun import REDRIVE, SKIP, START, run_date_text
+    from esteira.stepfunctions_client import StepFunctionsError, plan_rerun, run_rerun
+
+    aws = plan.aws
+    assert aws is not None
+    machine = plan.names.state_machine
+    arn = plan.names.state_machine_arn(aws.region, aws.account_id)
+    session = boto3.Session(region_name=aws.region)
+    try:
+        check_account(session, aws.account_id)
+        actions = (plan_rerun(session, arn, failed_between=failed_between) if args.failed
+                   else plan_rerun(session, arn, instants=instants))
+        if not actions:
+            low, high = failed_between
+            print(f"no execution of {machine} with RUN_DATE in {run_date_text(low)} .. {run_date_text(high)} "
+                  "whose latest attempt failed: nothing to re-run")
+            return EXIT_OK
+        if args.dry_run:
+            for action in actions:
+                shown = action.why if action.action == SKIP else _one_line_json(action.execution_input)
+                print(f"{action.run_date}  {action.action}  {action.execution_name}  {shown}")
+            counts = {kind: sum(a.action == kind for a in actions) for kind in (REDRIVE, START, SKIP)}
+            print(f"{counts[REDRIVE]} redrive(s), {counts[START]} start(s), {counts[SKIP]} already running, "
+                  f"of {machine} in {args.env} (dry run: nothing changed)")
+            return EXIT_OK
+        result = run_rerun(session, arn, actions, max_concurrency=args.max_concurrency or plan.schedule.max_active_runs,
+                           wait=not args.no_wait,
+                           say=lambda line: print(line, flush=True))
+    except (DeployError, StepFunctionsError) as exc:
+        print(f"{PROG} rerun: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(result.redriven)} redriven, {len(result.started)} started, "
+          f"{len(result.running) + len(result.existing)} already under way"
+          + (f", {len(result.failed)} failed: {', '.join(result.failed)}" if result.failed else ""))
+    return 1 if result.failed else EXIT_OK
+
+
+def _one_line_json(text: str) -> str:
+    """An execution's input as backfill's dry run prints one (json.dumps), whatever spacing it was sent with."""
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        return text
 
 
 def _schema(args: argparse.Namespace) -> int:
