@@ -13,6 +13,7 @@ them out); they need scripts/setup-e2e.sh and are skipped, saying so, without it
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -271,7 +272,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         # Airflow: the compose environment, plus what differs on one machine
         data_home = out / "esteira-home"
         environments = out / "environments.yaml"  # the repo's, with `local.home` in the temp dir
-        environments.write_text(re.sub(r"(?m)^  home: .*$", f"  home: {data_home}",
+        # schedules_enabled: false makes every DAG what a Step-Functions-owned DAG is on MWAA: it
+        # takes manual runs and backfills, and the scheduler (running, job scheduling on) plans nothing
+        environments.write_text(re.sub(r"(?m)^  home: .*$", f"  home: {data_home}\n  schedules_enabled: false",
                                        (REPO / "projects" / "environments.yaml").read_text()))
         airflow_env = {
             **env,
@@ -282,9 +285,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(addr.scheduler_health_port),
             "ESTEIRA_ENVIRONMENTS_FILE": str(environments),
-            # exactly one run, the one the test triggers: unpausing recsys must not also start the
-            # latest cron run (catchup=False does that); manual runs are unaffected
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         init = services["airflow-init"]
         init_env = {**airflow_env, **service_env(init, addr, values)}
@@ -503,3 +503,49 @@ def test_airflow_ui_shows_the_recsys_graph_and_docs_in_chromium(
     for path in (shot, docs_shot):
         shutil.copy(path, SCREENSHOTS / path.name)
     print(f"\nscreenshots: {shot}, {docs_shot} (copied to {SCREENSHOTS})")
+
+
+BACKFILL_DAYS = ("2026-11-20", "2026-11-21", "2026-11-22")
+
+
+@pytest.mark.stack
+def test_a_backfill_of_a_dag_that_schedules_nothing_runs_its_dates_in_order_and_no_scheduled_run_appears(
+    stack: LocalStack, recsys_run: RecsysRun,
+) -> None:
+    """Issue 12's proof: Airflow's scheduler runs with job scheduling on, the DAG schedules nothing
+    (as a Step-Functions-owned DAG on MWAA), and a REST backfill of three dates completes, one date
+    after the other, with RUN_DATE the backfilled instant; no scheduled run is ever created."""
+    token = stack.token()
+    dag = http_json("GET", f"{stack.api}/api/v2/dags/{PROJECT}/details", token=token)
+    assert dag["timetable_summary"] == "0 3 * * * (backfills only)"
+    assert dag["is_paused"] is False and dag["next_dagrun_run_after"] is None and dag["is_backfillable"]
+    created = http_json("POST", f"{stack.api}/api/v2/backfills", {
+        "dag_id": PROJECT, "from_date": f"{BACKFILL_DAYS[0]}T00:00:00Z", "to_date": f"{BACKFILL_DAYS[-1]}T23:59:59Z",
+        "max_active_runs": 1, "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "none"}, token=token)
+    runs_url = f"{stack.api}/api/v2/dags/{PROJECT}/dagRuns?order_by=logical_date&limit=100"
+
+    def runs(run_type: str) -> list[dict[str, Any]]:
+        return [r for r in http_json("GET", runs_url, token=stack.token())["dag_runs"] if r["run_type"] == run_type]
+
+    def done() -> bool:
+        stack.processes.check_alive()
+        backfill = http_json("GET", f"{stack.api}/api/v2/backfills/{created['id']}", token=stack.token())
+        return backfill["completed_at"] is not None and all(r["state"] in ("success", "failed")
+                                                             for r in runs("backfill"))
+
+    wait_until(done, 3 * RUN_TIMEOUT, f"backfill {created['id']} of {PROJECT}",
+               lambda: json.dumps(runs("backfill"), indent=1) + "\n" + stack.diagnostics())
+    backfilled = runs("backfill")
+    assert [r["logical_date"][:10] for r in backfilled] == list(BACKFILL_DAYS)
+    assert [r["state"] for r in backfilled] == ["success"] * 3, json.dumps(backfilled, indent=1)
+    for earlier, later in itertools.pairwise(backfilled):  # max_active_runs 1: in order, never overlapping
+        assert earlier["end_date"] <= later["start_date"], (earlier, later)
+    for dag_run in backfilled:
+        first = recsys_steps()[0]["id"]
+        url = f"{stack.api}/api/v2/dags/{PROJECT}/dagRuns/{urllib.parse.quote(dag_run['dag_run_id'])}"
+        ti = http_json("GET", f"{url}/taskInstances/{first}", token=stack.token())
+        assert ti["rendered_fields"]["env"]["RUN_DATE"] == f"{dag_run['logical_date'][:10]}T03:00:00Z"
+    time.sleep(10)  # a few more scheduler loops: still nothing of its own
+    assert runs("scheduled") == []
+    assert http_json("GET", f"{stack.api}/api/v2/dags/{PROJECT}/details", token=stack.token())[
+        "next_dagrun_run_after"] is None
