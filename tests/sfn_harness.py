@@ -110,8 +110,9 @@ class TaskRun:
     started: float  # time.monotonic() when the agent first saw it RUNNING
     environment: dict[str, str]  # the container override's environment
     command: list[str]
-    exit_code: int
+    exit_code: int | None
     stopped: float | None = None  # time.monotonic() just before the agent stopped it
+    stop: Any = None  # the scripted stop (failure_scripts.Stop) when the test gave one
 
 
 @dataclass
@@ -337,7 +338,14 @@ class EcsAgent:
         for worker in self._workers:
             worker.join(timeout=10)
 
-    def exit_code(self, step: str, attempt: int) -> int:
+    def stop_for(self, step: str, attempt: int) -> Any:
+        """The scripted stop of this attempt (stop code, reasons, exit code), if the test gave one."""
+        stops = self.how.stops.get(step)
+        return stops[min(attempt, len(stops) - 1)] if stops else None
+
+    def exit_code(self, step: str, attempt: int) -> int | None:
+        if (stop := self.stop_for(step, attempt)) is not None:
+            return stop.exit_code  # type: ignore[no-any-return]
         codes = self.how.exit_codes.get(step, 0)
         if isinstance(codes, int):
             return codes
@@ -370,7 +378,8 @@ class EcsAgent:
         attempt = sum(1 for r in self.runs if r.step == step)  # only this thread appends
         run = TaskRun(step=step, attempt=attempt, task_arn=task["taskArn"], started=started,
                       environment={e["name"]: e["value"] for e in override.get("environment", [])},
-                      command=list(override.get("command", [])), exit_code=self.exit_code(step, attempt))
+                      command=list(override.get("command", [])), exit_code=self.exit_code(step, attempt),
+                      stop=self.stop_for(step, attempt))
         self.runs.append(run)
         worker = threading.Thread(target=self._guard(self._finish), args=(run,), name=f"task-{step}", daemon=True)
         self._workers.append(worker)
@@ -389,8 +398,13 @@ class EcsAgent:
         for container in task.containers:
             container.last_status = "STOPPED"
             container.exitCode = run.exit_code
-        run.stopped = time.monotonic()  # before StopTask: nothing downstream can start earlier
+            if run.stop is not None and run.stop.container_reason:
+                container.reason = run.stop.container_reason
         reason = "Essential container in task exited" if run.exit_code else "Task completed"
+        if run.stop is not None:  # what ECS reports for a spot interruption, a failed start...
+            task.stop_code = run.stop.stop_code
+            reason = run.stop.stopped_reason
+        run.stopped = time.monotonic()  # before StopTask: nothing downstream can start earlier
         self.ecs.stop_task(cluster=self.cluster, task=run.task_arn, reason=reason)
 
 
@@ -465,6 +479,8 @@ class Execution:
     """How to run the exported machine once: the agent's exit codes and hold times, the input."""
 
     exit_codes: ExitCodes = field(default_factory=dict)
+    # step -> how ECS reports each attempt's stop (tests/failure_scripts.Stop); wins over exit_codes
+    stops: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     hold: Mapping[str, float] = field(default_factory=dict)  # step -> seconds its task runs (or until the run ends)
     default_hold: float = 0.1
     # step -> steps that must have started before its task exits (or max_hold_seconds passed)

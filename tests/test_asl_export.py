@@ -166,16 +166,24 @@ def test_state_machine_and_airflow_dag_agree_on_everything_a_step_is(
                           "RUN_ID": ("$.esteira.run_id", "{{ dag_run.run_id }}")}
             for key, value in af_env.items():
                 assert (asl_env[key], value) == run_values.get(key, (value, value)), (name, key)
-            assert state["TimeoutSeconds"] == op.execution_timeout.total_seconds()  # per try, as in Airflow
+            # per ECS task on both (Airflow's execution_timeout guards the whole try around it)
+            assert state["TimeoutSeconds"] == getattr(op, "task_timeout_seconds", op.execution_timeout.total_seconds())
             # the step's wrapper retries task + exit-code check together, as often as Airflow retries
             wrapper = all_states(definition)[f"{task_id}.run"]
-            assert wrapper["Type"] == "Parallel" and wrapper["Branches"][0]["StartAt"] == task_id
-            retry = wrapper.get("Retry", [{"MaxAttempts": 0, "IntervalSeconds": op.retry_delay.total_seconds()}])[0]
-            assert retry["MaxAttempts"] == op.retries
-            assert retry["IntervalSeconds"] == op.retry_delay.total_seconds()
+            [branch] = wrapper["Branches"]
+            assert wrapper["Type"] == "Parallel" and task_id in branch["States"]
+            # infrastructure failures: retried inside the try, then never by the wrapper
+            infra = op.infra_retries if hasattr(op, "infra_retries") else None
+            if branch["StartAt"] != task_id:  # a budget: the try starts by counting from 0
+                assert branch["StartAt"] == f"{task_id}.try"
+                assert branch["States"][f"{task_id}.infra"]["Choices"][0]["NumericLessThan"] == (infra or 3)
+            retries = wrapper.get("Retry", [{"MaxAttempts": 0}, {"MaxAttempts": 0,
+                                                                "IntervalSeconds": op.retry_delay.total_seconds()}])
+            assert retries[0] == {"ErrorEquals": ["esteira.InfrastructureFailure"], "MaxAttempts": 0} or not op.retries
+            assert retries[1]["MaxAttempts"] == op.retries
+            assert retries[1]["IntervalSeconds"] == op.retry_delay.total_seconds()
             assert "Retry" not in state
             assert wrapper["ResultPath"] is None  # results stay out of the 256 KiB state
-            assert state["ResultSelector"] == {"Containers.$": "$.Containers"}
         assert definition["TimeoutSeconds"] == dag.dagrun_timeout.total_seconds()
 
 
@@ -302,3 +310,11 @@ def test_aws_size_limits_are_refused_with_the_step_and_the_limit(tmp_path: Path)
     for result in (fat_run, huge_run):
         assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_every_helper_state_name_fits_beside_the_longest_step_id() -> None:
+    """ASL caps state names at 80 characters; step ids stop at 70 (esteira.naming)."""
+    from esteira.asl import HELPER_SUFFIXES
+    from esteira.naming import STEP_ID_MAX
+
+    assert max(len(suffix) for suffix in HELPER_SUFFIXES) + STEP_ID_MAX <= 80

@@ -5,23 +5,30 @@ Plan's RunTask request, PascalCased. Dependencies become nested sequences and Pa
 states (`esteira.graph.structure`). The run's identity comes from the execution input that the
 EventBridge schedule sends, or from the execution itself when started by hand.
 
-Failure semantics are Airflow's. EcsRunTaskOperator fails a task whose container stopped with
-a non-zero (or no) exit code. `ecs:runTask.sync` waits for the task to stop, and whether it
-fails the state on a non-zero exit code is not something to bet a production pipeline on (the
-emulators, moto among them, succeed), so the machine checks the exit code itself: each step is
+Failure semantics are Airflow's, with esteira's two budgets. EcsRunTaskOperator fails a task whose
+container stopped with a non-zero (or no) exit code. `ecs:runTask.sync` waits for the task to
+stop, and whether it fails the state on a non-zero exit code is not something to bet a production
+pipeline on (the emulators, moto among them, succeed), so the machine checks the exit code itself,
+and then asks why the task failed (esteira.ecs_failures: the job, or the capacity under it). Each
+step is
 
-    <step>.run        Parallel with one branch, so that Retry re-runs task AND check together
-      <step>            the ECS task (TimeoutSeconds = Airflow's execution_timeout, per try)
-      <step>.exit-code  Choice: the container's ExitCode is present and 0?
-      <step>.ok         Succeed                 <step>.failed   Fail esteira.StepFailed
+    <step>.run            Parallel with one branch, so that Retry re-runs the whole try
+      <step>.try            Pass: this try's infrastructure attempts, 0  (when infra_retries > 0)
+      <step>                the ECS task (TimeoutSeconds = Airflow's timeout, per task); a
+                            States.TaskFailed is caught: its cause is the task's description
+      <step>.exit-code      Choice: the container's ExitCode is present and 0?   -> <step>.ok
+      <step>.classify       Choice: an infrastructure failure (the ecs_failures table)?
+      <step>.infra          Choice: attempts left in this try? -> <step>.backoff (count, pick the
+                            wait: infra_retry_delay_seconds x 2^n), <step>.wait, <step> again
+      <step>.infra-err      Fail esteira.InfrastructureFailure      <step>.failed   Fail esteira.StepFailed
 
-with Retry (States.ALL, fixed delay, MaxAttempts = retries) on `<step>.run`: a step is tried
-retries + 1 times whatever made it fail, as in Airflow. After the last try the failure is
-caught without cancelling the steps that do not depend on it (see _Builder); once they have
-finished, the same message Airflow's callback sends is published and the run ends in Fail.
-Only the containers' description is kept from the task's result, inside the branch, and the
-wrapper drops it (ResultPath null): the 256 KiB payload and 25,000-event history limits stay
-far away.
+with Retry on `<step>.run`: esteira.InfrastructureFailure is never retried there (the budget was
+spent inside the try), anything else (StepFailed, a timeout) is retried `retries` times with a
+fixed delay, as in Airflow. The infrastructure budget is per try on both orchestrators. After the
+last try the failure is caught without cancelling the steps that do not depend on it (see
+_Builder); once they have finished, the same message Airflow's callback sends is published and
+the run ends in Fail. The task's description lives only inside the branch: the wrapper drops it
+(ResultPath null), so the 256 KiB payload and 25,000-event history limits stay far away.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import json
 from typing import Any
 
 from esteira import notifications
+from esteira.ecs_failures import INFRA_ERROR, INFRASTRUCTURE_RULES, Field, Rule, infra_delay_seconds
 from esteira.errors import ConfigError, Problem
 from esteira.graph import Block, Par, Seq, structure
 from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, RunValue, StepPlan
@@ -41,6 +49,14 @@ NOTIFY_SUCCESS, NOTIFY_FAILURE = "esteira.notify-success", "esteira.notify-failu
 SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
 # a step's helper states are `<step><suffix>`; esteira.naming.STEP_ID_MAX leaves room for the longest
 RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX = ".run", ".exit-code", ".ok", ".failed"
+TRY_SUFFIX, CAUGHT_SUFFIX, CAUSE_SUFFIX, CLASSIFY_SUFFIX = ".try", ".caught", ".cause", ".classify"
+INFRA_RETRY_SUFFIX, INFRA_NEXT_SUFFIX = ".infra", ".backoff"
+INFRA_WAIT_SUFFIX, INFRA_FAILED_SUFFIX = ".wait", ".infra-err"
+HELPER_SUFFIXES = (RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX, TRY_SUFFIX, CAUGHT_SUFFIX, CAUSE_SUFFIX,
+                   CLASSIFY_SUFFIX, INFRA_RETRY_SUFFIX, INFRA_NEXT_SUFFIX, INFRA_WAIT_SUFFIX, INFRA_FAILED_SUFFIX)
+_TASK = "$.ecs"  # the stopped task's description, inside a step's branch
+_RULE_PATHS = {Field.STOP_CODE: f"{_TASK}.StopCode", Field.STOPPED_REASON: f"{_TASK}.StoppedReason",
+               Field.CONTAINER_REASON: f"{_TASK}.Containers[0].Reason"}
 STEP_FAILED_ERROR = "esteira.StepFailed"
 
 
@@ -78,12 +94,16 @@ def render_state_machine(plan: Plan) -> dict[str, Any]:
         "TimeoutSeconds": plan.run_timeout_seconds,
         "States": states,
     }
-    size = len(to_json(definition).encode())
+    size = len(compact_json(definition).encode())  # as esteira sends it (the stack's DefinitionString)
     if size > MAX_DEFINITION_BYTES:
         raise ConfigError(plan.source, [Problem(
             f"the state machine definition is {size} bytes; Step Functions accepts at most "
             f"{MAX_DEFINITION_BYTES}: use fewer or smaller steps", ("batch", "pipeline", "steps"))])
     return definition
+
+
+def compact_json(definition: dict[str, Any]) -> str:
+    return json.dumps(definition, separators=(",", ":"), ensure_ascii=False)
 
 
 def to_json(definition: dict[str, Any]) -> str:
@@ -194,31 +214,68 @@ class _Builder:
         return f"esteira.parallel-{self.parallel_count}"
 
     def _step(self, step: StepPlan) -> dict[str, Any]:
-        """The step's wrapper: one branch (task, exit-code check), retried as a whole."""
+        """The step's wrapper: one branch (task, exit-code check, classification, infrastructure
+        retries), retried as a whole for the application's failures."""
         name = step.step_id
         assert self.plan.placement is not None
         logs = self.plan.placement.log_group
         check, ok, failed = f"{name}{CHECK_SUFFIX}", f"{name}{OK_SUFFIX}", f"{name}{FAILED_SUFFIX}"
-        exit_code = "$.ecs.Containers[0].ExitCode"  # the task definition has one container
-        branch = {"StartAt": name, "States": {
-            name: {**self._task(step), "Next": check},
+        caught, cause, classify = f"{name}{CAUGHT_SUFFIX}", f"{name}{CAUSE_SUFFIX}", f"{name}{CLASSIFY_SUFFIX}"
+        infra_failed = f"{name}{INFRA_FAILED_SUFFIX}"
+        exit_code = f"{_TASK}.Containers[0].ExitCode"  # the task definition has one container
+        budget = step.infra_retries
+        infrastructure = f"{name}{INFRA_RETRY_SUFFIX}" if budget else infra_failed
+        states: dict[str, Any] = {
+            name: {**self._task(step), "Next": check,
+                   "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": f"{_TASK}_failure", "Next": caught}]},
+            # the cause of a failed .sync task is the task's description, as JSON text
+            caught: {"Type": "Pass", "Parameters": {"task.$": f"States.StringToJson({_TASK}_failure.Cause)"},
+                     "ResultPath": f"{_TASK}_failure", "Next": cause},
+            cause: {"Type": "Pass", "InputPath": f"{_TASK}_failure.task", "ResultPath": _TASK, "Next": check},
             check: {
-                "Type": "Choice",
-                "Comment": "EcsRunTaskOperator's rule: the container stopped with exit code 0",
+                "Type": "Choice",  # EcsRunTaskOperator's rule: the container stopped with exit code 0
                 "Choices": [{"And": [{"Variable": exit_code, "IsPresent": True},
                                      {"Variable": exit_code, "NumericEquals": 0}], "Next": ok}],
+                "Default": classify,
+            },
+            classify: {
+                "Type": "Choice",
+                "Choices": [{**_infrastructure_condition(), "Next": infrastructure}],
                 "Default": failed,
             },
             ok: {"Type": "Succeed"},
             failed: {"Type": "Fail", "Error": STEP_FAILED_ERROR,
-                     "Cause": f"the container of step {name} stopped with a non-zero exit code or never "
-                              f"ran; see its logs in {logs}"},
-        }}
-        state: dict[str, Any] = {"Type": "Parallel", "Comment": step.display_name, "Branches": [branch],
-                                 "ResultPath": None}
+                     "Cause": f"application failure of step {name}: non-zero exit code or never ran; logs: {logs}"},
+            infra_failed: {"Type": "Fail", "Error": INFRA_ERROR,
+                           "Cause": f"infrastructure failure of step {name}: {budget + 1} ECS task(s) in one try "
+                                    "stopped by the platform (see their stop codes)"},
+        }
+        start = name
+        if budget:
+            start = f"{name}{TRY_SUFFIX}"
+            following, wait = f"{name}{INFRA_NEXT_SUFFIX}", f"{name}{INFRA_WAIT_SUFFIX}"
+            waits = ", ".join(f"{infra_delay_seconds(step.infra_retry_delay_seconds, n):g}"
+                              for n in range(1, budget + 1))
+            states[start] = {"Type": "Pass", "Result": {"attempt": 0, "wait": 0}, "ResultPath": "$.infra",
+                             "Next": name}
+            states[infrastructure] = {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.infra.attempt", "NumericLessThan": budget, "Next": following}],
+                "Default": infra_failed,
+            }
+            states[following] = {"Type": "Pass", "ResultPath": "$.infra", "Next": wait, "Parameters": {
+                "attempt.$": "States.MathAdd($.infra.attempt, 1)",
+                "wait.$": f"States.ArrayGetItem(States.Array({waits}), $.infra.attempt)"}}
+            states[wait] = {"Type": "Wait", "SecondsPath": "$.infra.wait", "Next": name}
+        state: dict[str, Any] = {"Type": "Parallel", "Comment": step.display_name,
+                                 "Branches": [{"StartAt": start, "States": states}], "ResultPath": None}
         if step.retries:
-            state["Retry"] = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": step.retry_delay_seconds,
-                               "MaxAttempts": step.retries, "BackoffRate": 1.0}]
+            state["Retry"] = [
+                # spent inside the try: an exhausted infrastructure budget fails the step, as in Airflow
+                {"ErrorEquals": [INFRA_ERROR], "MaxAttempts": 0},
+                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": step.retry_delay_seconds,
+                 "MaxAttempts": step.retries, "BackoffRate": 1.0},
+            ]
         return state
 
     def _task(self, step: StepPlan) -> dict[str, Any]:
@@ -232,10 +289,31 @@ class _Builder:
             "Resource": "arn:aws:states:::ecs:runTask.sync",
             "Parameters": _params(_pascal(request)),
             "TimeoutSeconds": step.timeout_seconds,
-            # keep only what the exit-code check reads; the wrapper drops it again
-            "ResultSelector": {"Containers.$": "$.Containers"},
-            "ResultPath": "$.ecs",
+            # the stopped task's description, for the exit-code check and the classification; the
+            # wrapper drops it again
+            "ResultPath": _TASK,
         }
+
+
+def _infrastructure_condition() -> dict[str, Any]:
+    """The ecs_failures table as one ASL condition on the task's description, a group per field
+    (an absent field never matches: IsPresent guards each group)."""
+    groups = []
+    for field in Field:
+        rules = [rule for rule in INFRASTRUCTURE_RULES if rule.field is field]
+        if not rules:
+            continue
+        path = _RULE_PATHS[field]
+        tests = [{"Variable": path, **_test(rule)} for rule in rules]
+        groups.append({"And": [{"Variable": path, "IsPresent": True},
+                               tests[0] if len(tests) == 1 else {"Or": tests}]})
+    return {"Or": groups}
+
+
+def _test(rule: Rule) -> dict[str, str]:
+    if "*" in rule.pattern:  # the table's `*` is StringMatches' wildcard; its text has no `\\`
+        return {"StringMatches": rule.pattern}
+    return {"StringEquals": rule.pattern}
 
 
 def _pascal(value: Any) -> Any:

@@ -60,6 +60,9 @@ class Project:
     def retries(self, step: Step) -> int:
         return self.config.schedule.retries if step.retries is None else step.retries
 
+    def infra_retries(self, step: Step) -> int:
+        return self.config.schedule.infra_retries if step.infra_retries is None else step.infra_retries
+
     def timeout_seconds(self, step: Step) -> int:
         """A step may not outlive its run: without its own timeout it gets the run's."""
         sched = self.config.schedule

@@ -162,6 +162,7 @@ Cron = Annotated[str, AfterValidator(normalise_cron)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Seconds = Annotated[int, Field(gt=0, le=31_536_000)]
 Retries = Annotated[int, Field(ge=0, le=25)]
+InfraRetries = Annotated[int, Field(ge=0, le=10)]
 
 
 class Owners(Strict):
@@ -181,6 +182,10 @@ class Schedule(Strict):
     # 1: a run starts when the previous one has ended, so each run sees the models its earlier
     # dates registered (point-in-time); Airflow's max_active_runs and esteira backfill's default
     max_active_runs: Annotated[int, Field(ge=1, le=32)] = 1
+    # the infrastructure's budget (spot interruptions, tasks that failed to start), apart from
+    # `retries`, the application's: esteira.ecs_failures says which failures are which
+    infra_retries: InfraRetries = 3
+    infra_retry_delay_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
 
 
 class Runtime(Strict):
@@ -212,6 +217,7 @@ class Step(Strict):
     resources: Resources
     depends_on: tuple[StepId, ...] | None = None
     retries: Retries | None = None
+    infra_retries: InfraRetries | None = None
     timeout_seconds: Seconds | None = None
     env_vars: dict[EnvName, EnvValue] = {}
 

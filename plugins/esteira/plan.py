@@ -106,8 +106,10 @@ class StepPlan:
     platform_env: tuple[tuple[str, EnvValue], ...]  # what esteira sets: ENV, MLFLOW_*, DATA_ROOT, RUN_*
     cpu_units: int
     memory_mib: int
-    retries: int
+    retries: int  # the application's budget: a non-zero exit code, a timeout
     retry_delay_seconds: int
+    infra_retries: int  # the infrastructure's budget (esteira.ecs_failures), spent apart
+    infra_retry_delay_seconds: int  # the first wait; each next one doubles (INFRA_BACKOFF_RATE)
     timeout_seconds: int
     upstream: tuple[str, ...]
 
@@ -286,6 +288,8 @@ def build_plan(project: Project, target: Target) -> Plan:
             memory_mib=math.ceil(step.resources.memory_gb * 1024),
             retries=project.retries(step),
             retry_delay_seconds=cfg.schedule.retry_delay_seconds,
+            infra_retries=project.infra_retries(step),
+            infra_retry_delay_seconds=cfg.schedule.infra_retry_delay_seconds,
             timeout_seconds=project.timeout_seconds(step),
             upstream=project.graph.upstream(step.id),
         )
