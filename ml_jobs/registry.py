@@ -7,14 +7,26 @@ swap would change production for no measured gain), a challenger without the met
 passes, and a champion without it is not replaced automatically (nothing says the newcomer is
 better): a person decides with `promote --force --reason`. The very first version promotes.
 
+Champions are point-in-time. A promotion records on the version the run date it became
+champion for (`esteira.champion_from`), and "the champion as of run date D" is the promoted
+version with the greatest champion_from <= D. One date has one champion: promoting another
+version for a date already taken withdraws the date from the first (`esteira.champion_withdrawn`).
+Scoring and the gate use that, never the alias: an Airflow backfill runs dates in any order,
+and a model promoted for a later date must not score, or be the bar for, an earlier one; a
+re-run of a date meets the same champion as its first run, so it makes the same decision and
+scores the same. The `champion` alias follows the latest run date promoted so far (a backfill
+never moves it back): what people and other tools read.
+
 Every move is recorded as tags, so the registry itself answers "why is this in production":
-the winner gets `esteira.promoted_*`, the version it replaced `esteira.replaced_by`.
+the winner gets `esteira.champion_from` and `esteira.promoted_*`, the version it replaced for
+that date `esteira.replaced_by`.
 
 Manual flow (the seed's), against MLFLOW_TRACKING_URI or --tracking-uri:
 
     python -m ml_jobs.registry --model recsys list
     python -m ml_jobs.registry --model recsys promote 3                      # with the gate
     python -m ml_jobs.registry --model recsys promote 2 --force --reason "rollback: v3 broke scoring"
+    python -m ml_jobs.registry --model recsys promote 2 --from 2026-03-02T03:00:00Z ...  # also re-runs of that date
 """
 
 from __future__ import annotations
@@ -24,13 +36,13 @@ import getpass
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs.errors import JobError, MlflowUnavailable, UsageError
-from ml_jobs.runtime import first_line, log
+from ml_jobs.runtime import first_line, format_instant, log, parse_instant
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -40,6 +52,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 GATE_METRIC_TAG = "esteira.gate_metric"  # on the registered model: the metric its gate compares
 GREATER_IS_BETTER_TAG = "esteira.greater_is_better"
+CHAMPION_FROM_TAG = "esteira.champion_from"  # on a version: the run date(s) it became champion for
+WITHDRAWN_TAG = "esteira.champion_withdrawn"  # on a version: run dates another version took over later
+PROMOTED_RUN_ID_TAG = "esteira.promoted_run_id"  # on a version: the run whose gate promoted it
 
 
 class GateRefused(JobError):
@@ -63,7 +78,7 @@ def gate(metric: str, challenger: float | None, champion: float | None, *, champ
     if new is None:
         return Decision(False, f"the challenger has no {metric}: it cannot be judged")
     if champion_version is None:
-        return Decision(True, f"first model: no champion yet ({metric} {new:.4f})")
+        return Decision(True, f"first model: no champion for this run date yet ({metric} {new:.4f})")
     if old is None:
         return Decision(False, f"champion v{champion_version} has no {metric} to compare with; "
                                "promote by hand with --force --reason if the challenger should replace it")
@@ -78,10 +93,84 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def champion_version(client: MlflowClient, name: str) -> ModelVersion | None:
-    from ml_jobs.tracking import champion
+@dataclass(frozen=True)
+class Promotion:
+    """`version` is champion for the run dates from `start` until the next promotion after it."""
 
-    return champion(client, name)
+    start: datetime
+    version: ModelVersion
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """Start first; two starts at one instant happen only with legacy tags: the newer version."""
+        return self.start, int(self.version.version)
+
+
+def promotions(mv: ModelVersion) -> list[Promotion]:
+    """The promotions a version records (usually one; a rollback by hand adds another).
+
+    A version promoted before `esteira.champion_from` existed counts from its own run date: the
+    gate that promoted it ran in the run that trained it.
+    """
+    tags = mv.tags or {}
+    raw = tags.get(CHAMPION_FROM_TAG)
+    if raw is None and tags.get("esteira.promoted_at") and tags.get("esteira.run_date"):
+        raw = tags["esteira.run_date"]
+    if not raw:
+        return []
+    try:
+        starts = [parse_instant(value, what=CHAMPION_FROM_TAG) for value in raw.split(",") if value.strip()]
+    except UsageError:
+        raise JobError(f"version {mv.version} of {mv.name}: {CHAMPION_FROM_TAG}={raw!r} is not a comma-separated "
+                       "list of ISO 8601 instants; fix the tag") from None
+    return [Promotion(start, mv) for start in starts]
+
+
+def champion_as_of(versions: Iterable[ModelVersion], as_of: datetime | None) -> ModelVersion | None:
+    """The version champion for run date `as_of` (None: for the latest run date promoted so far).
+
+    Pure, so the rule is testable without MLflow: the latest promotion starting at or before `as_of`.
+    """
+    found = [p for mv in versions for p in promotions(mv) if as_of is None or p.start <= as_of]
+    return max(found, key=lambda p: p.order).version if found else None
+
+
+def model_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of `name` with its tags (all pages; none when the model does not exist yet)."""
+    import mlflow
+
+    found: list[ModelVersion] = []
+    token: str | None = None
+    try:
+        while True:
+            page = client.search_model_versions(f"name='{name}'", page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return []
+
+
+def champion_version(client: MlflowClient, name: str, as_of: datetime | None = None) -> ModelVersion | None:
+    """The champion as of run date `as_of` (None: as of the latest run date promoted so far)."""
+    return champion_as_of(model_versions(client, name), as_of)
+
+
+def _sync_alias(client: MlflowClient, name: str) -> None:
+    """Point `champion` at the champion of the latest run date: promoting an earlier date leaves it."""
+    latest = champion_version(client, name)
+    aliases = client.get_registered_model(name).aliases or {}
+    if latest is not None and str(aliases.get(CHAMPION)) != str(latest.version):
+        client.set_registered_model_alias(name, CHAMPION, latest.version)
+
+
+def _append(existing: str | None, value: str) -> str:
+    """A comma-separated tag value with `value` added once."""
+    items = [item for item in (existing or "").split(",") if item]
+    return ",".join(items if value in items else [*items, value])
 
 
 def register(client: MlflowClient, name: str, model_uri: str, *, metric: str, greater_is_better: bool = True,
@@ -108,36 +197,60 @@ def register(client: MlflowClient, name: str, model_uri: str, *, metric: str, gr
     return version
 
 
-def promote(client: MlflowClient, name: str, version: str, *, reason: str, forced: bool = False,
-            by: str = "pipeline") -> str | None:
-    """Point `champion` at `version`; tag both ends of the move. Returns the replaced version."""
-    previous = champion_version(client, name)
+def promote(client: MlflowClient, name: str, version: str, *, champion_from: datetime, reason: str,
+            forced: bool = False, by: str = "pipeline", run_id: str | None = None) -> str | None:
+    """Make `version` champion for the run dates from `champion_from` on; tag both ends of the move.
+
+    The alias then follows the latest run date promoted so far. Returns the version it replaced
+    for `champion_from` (None: there was none, or it already was `version`).
+    """
+    versions = model_versions(client, name)
+    previous = champion_as_of(versions, champion_from)
     if previous is not None and str(previous.version) == str(version):
         return None
-    client.set_registered_model_alias(name, CHAMPION, version)
+    start = format_instant(champion_from)
+    for other in versions:  # one champion per date: a version that had this very date gives it up
+        had = [p.start for p in promotions(other)]
+        kept = [t for t in had if t != champion_from]
+        if str(other.version) != str(version) and len(kept) < len(had):
+            client.set_model_version_tag(name, other.version, CHAMPION_FROM_TAG, ",".join(map(format_instant, kept)))
+            client.set_model_version_tag(name, other.version, WITHDRAWN_TAG,
+                                         _append((other.tags or {}).get(WITHDRAWN_TAG), start))
+    mv = client.get_model_version(name, version)
+    starts = ",".join(format_instant(p.start) for p in promotions(mv))  # keeps a legacy promotion's date
     when = now()
-    for key, value in {"esteira.promoted_at": when, "esteira.promotion_reason": reason,
-                       "esteira.promotion_forced": str(forced).lower(), "esteira.promoted_by": by}.items():
+    tags = {CHAMPION_FROM_TAG: _append(starts, start), "esteira.promoted_at": when,
+            "esteira.promotion_reason": reason, "esteira.promotion_forced": str(forced).lower(),
+            "esteira.promoted_by": by}
+    if run_id:
+        tags[PROMOTED_RUN_ID_TAG] = run_id
+    for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     if previous is not None:
-        client.set_model_version_tag(name, previous.version, "esteira.replaced_by", str(version))
+        replaced_by = _append((previous.tags or {}).get("esteira.replaced_by"), str(version))
+        client.set_model_version_tag(name, previous.version, "esteira.replaced_by", replaced_by)
         client.set_model_version_tag(name, previous.version, "esteira.replaced_at", when)
-        return previous.version
-    return None
+    _sync_alias(client, name)
+    return str(previous.version) if previous is not None else None
 
 
-def challenge(client: MlflowClient, name: str, version: str, *, metric: str, challenger_value: float | None,
-              evaluate: Callable[[str], float], greater_is_better: bool = True) -> dict[str, Any]:
-    """The pipeline's gate: score the champion on the SAME held-out data, decide, then move aliases.
+def challenge(client: MlflowClient, name: str, version: str, *, run_date: str, run_id: str, metric: str,
+              challenger_value: float | None, evaluate: Callable[[str], float],
+              greater_is_better: bool = True) -> dict[str, Any]:
+    """The pipeline's gate: score the champion as of `run_date` on the SAME held-out data, decide,
+    then move aliases.
 
-    Nothing moves until the decision is made, so a failure before it leaves both aliases where
-    they were. Returns what the step's marker records.
+    The bar is the champion as of the run date, not the alias, so a backfill or a re-run of a date
+    faces what that date's first run faced (a re-run's identical model ties with the version its
+    first run promoted and changes nothing). Nothing moves until the decision is made, so a
+    failure before it leaves both aliases where they were. Returns what the step's marker records.
     """
-    current = champion_version(client, name)
+    as_of = parse_instant(run_date)
+    current = champion_version(client, name, as_of)
     if current is not None and str(current.version) == str(version):  # a retry after the promotion
-        log(f"gate: v{version} is already {CHAMPION}")
-        return {"version": str(version), "promoted": True, "reason": "already champion",
-                "champion_before": current.version, "replaced": None}
+        log(f"gate: v{version} is already {CHAMPION} as of {run_date}")
+        return {"version": str(version), "promoted": True, "reason": "already champion", "as_of": run_date,
+                "champion_before": str(current.version), "champion": str(version), "replaced": None}
     champion_value: float | None = None
     if current is not None:
         try:
@@ -148,15 +261,17 @@ def challenge(client: MlflowClient, name: str, version: str, *, metric: str, cha
                     champion_version=current.version if current else None, greater_is_better=greater_is_better)
     client.set_registered_model_alias(name, CHALLENGER, version)
     gate_tags = {"esteira.gate.metric": metric, "esteira.gate.decision": "promoted" if decision.promote else "kept",
-                 "esteira.gate.reason": decision.reason,
-                 "esteira.gate.champion_version": current.version if current else "none",
+                 "esteira.gate.reason": decision.reason, "esteira.gate.as_of": run_date,
+                 "esteira.gate.champion_version": str(current.version) if current else "none",
                  "esteira.gate.champion_value": "none" if champion_value is None else repr(champion_value)}
     for key, value in gate_tags.items():
         client.set_model_version_tag(name, version, key, value)
-    replaced = promote(client, name, version, reason=decision.reason) if decision.promote else None
-    log(f"gate: {'PROMOTED' if decision.promote else 'kept champion'} - {decision.reason}")
-    return {"version": str(version), "promoted": decision.promote, "reason": decision.reason,
-            "champion_before": current.version if current else None, "replaced": replaced,
+    replaced = (promote(client, name, version, champion_from=as_of, reason=decision.reason, run_id=run_id)
+                if decision.promote else None)
+    log(f"gate: {'PROMOTED' if decision.promote else 'kept champion'} as of {run_date} - {decision.reason}")
+    before = str(current.version) if current else None
+    return {"version": str(version), "promoted": decision.promote, "reason": decision.reason, "as_of": run_date,
+            "champion_before": before, "champion": str(version) if decision.promote else before, "replaced": replaced,
             "challenger_" + metric: challenger_value, "champion_" + metric: champion_value}
 
 
@@ -194,6 +309,8 @@ def list_versions(client: MlflowClient, name: str, metric: str | None) -> str:
         shown = "-" if value is None else f"{value:.4f}"
         tags = mv.tags or {}
         notes = []
+        if tags.get(CHAMPION_FROM_TAG):
+            notes.append(f"champion from {tags[CHAMPION_FROM_TAG]};")
         if tags.get("esteira.replaced_by"):
             notes.append(f"replaced by v{tags['esteira.replaced_by']};")
         if tags.get("esteira.promotion_forced") == "true":
@@ -206,17 +323,23 @@ def list_versions(client: MlflowClient, name: str, metric: str | None) -> str:
 
 
 def promote_by_hand(client: MlflowClient, name: str, version: str, *, force: bool, reason: str | None,
-                    metric: str | None) -> str:
-    """The manual promotion: the gate on each version's recorded metric, or forced with a reason."""
+                    metric: str | None, champion_from: str | None = None) -> str:
+    """The manual promotion: the gate on each version's recorded metric, or forced with a reason.
+
+    It counts from `champion_from` (default: now), so runs of earlier dates, re-runs included,
+    keep the champion they had; pass that date's RUN_DATE to change them too.
+    """
     mv = client.get_model_version(name, version)
-    current = champion_version(client, name)
+    start = parse_instant(champion_from, what="--from") if champion_from else datetime.now(UTC)
+    current = champion_version(client, name, start)
     if current is not None and str(current.version) == str(mv.version):
-        return f"v{version} is already {CHAMPION} of {name}; nothing to do"
+        return f"v{version} is already {CHAMPION} of {name} as of {format_instant(start)}; nothing to do"
     who = _user()
     if force:
         if not reason or not reason.strip():
             raise UsageError("--force needs --reason TEXT: the reason is recorded on the version")
-        replaced = promote(client, name, str(mv.version), reason=reason.strip(), forced=True, by=who)
+        replaced = promote(client, name, str(mv.version), champion_from=start, reason=reason.strip(), forced=True,
+                           by=who)
     else:
         chosen, greater = _gate_settings(client, name, metric)
         champion_value = recorded_metrics(client, current).get(chosen) if current else None
@@ -225,9 +348,12 @@ def promote_by_hand(client: MlflowClient, name: str, version: str, *, force: boo
         if not decision.promote:
             raise GateRefused(f"v{version} not promoted: {decision.reason}")
         text = decision.reason + (f" ({reason.strip()})" if reason and reason.strip() else "")
-        replaced = promote(client, name, str(mv.version), reason=text, forced=False, by=who)
+        replaced = promote(client, name, str(mv.version), champion_from=start, reason=text, forced=False, by=who)
     after = f"; v{replaced} tagged replaced_by={version}" if replaced else ""
-    return f"v{version} is now {CHAMPION} of {name}{after}"
+    alias = str((client.get_registered_model(name).aliases or {}).get(CHAMPION))
+    if alias != str(mv.version):
+        after += f"; the {CHAMPION} alias stays on v{alias}, champion from a later run date"
+    return f"v{version} is now {CHAMPION} of {name} for run dates from {format_instant(start)}{after}"
 
 
 def _user() -> str:
@@ -251,6 +377,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("--force", action="store_true", help="skip the gate; needs --reason")
     p.add_argument("--reason", help="why; recorded as the tag esteira.promotion_reason")
+    p.add_argument("--from", dest="champion_from", metavar="RUN_DATE",
+                   help="champion for run dates from this ISO 8601 instant on (default: now); earlier dates keep "
+                        "theirs")
     return ap
 
 
@@ -270,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(list_versions(client, args.model, args.metric))
             else:
                 print(promote_by_hand(client, args.model, args.version, force=args.force, reason=args.reason,
-                                      metric=args.metric))
+                                      metric=args.metric, champion_from=args.champion_from))
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise UsageError(first_line(exc)) from None

@@ -55,6 +55,11 @@ class StepContext:
                    tracking_uri=environ["MLFLOW_TRACKING_URI"])
 
     @property
+    def as_of(self) -> datetime:
+        """RUN_DATE as an instant: what "champion as of the run date" compares against."""
+        return parse_instant(self.run_date)
+
+    @property
     def partition(self) -> Partition:
         """DATA_ROOT/<project>/<YYYY-MM-DD>: a re-run of this date rewrites this folder only."""
         return partition(self.data_root, self.project, self.day)
@@ -68,13 +73,23 @@ class StepContext:
 
 def parse_run_date(value: str) -> date:
     """RUN_DATE is ISO 8601 (`2026-11-24T03:00:00Z`); its calendar day in UTC names the partition."""
+    return parse_instant(value, what="RUN_DATE").date()
+
+
+def parse_instant(value: str, *, what: str = "RUN_DATE") -> datetime:
+    """An ISO 8601 date-time as an aware UTC instant (naive means UTC), so instants written in
+    different forms (`Z`, `+00:00`, other offsets) compare correctly."""
     try:
-        when = datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise UsageError(f"RUN_DATE={value!r} is not an ISO 8601 date-time like 2026-11-24T03:00:00Z") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC)
-    return when.date()
+        raise UsageError(f"{what}={value!r} is not an ISO 8601 date-time like 2026-11-24T03:00:00Z") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def format_instant(when: datetime) -> str:
+    """The one form instants are recorded in: UTC, `Z`, seconds unless there is a fraction."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.isoformat(timespec="microseconds" if when.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def int_setting(name: str, default: int, low: int = 1) -> int:

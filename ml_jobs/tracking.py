@@ -202,7 +202,7 @@ def load_scorer(model_uri: str) -> Callable[[pd.DataFrame], np.ndarray]:
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:
-    """The version under the `champion` alias, or None (no model yet / alias never set)."""
+    """The version under the `champion` alias (the latest run date's), or None (alias never set)."""
     try:
         return client.get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
@@ -212,12 +212,20 @@ def champion(client: MlflowClient, name: str) -> ModelVersion | None:
 
 
 def champion_scorer(ctx: StepContext, made_by: str) -> tuple[ModelVersion, Callable[[pd.DataFrame], np.ndarray]]:
-    """What a scoring step needs: the champion version (resolved once, so every row can name it) and
-    its scorer. No champion is the user's to fix, and the error says how (`made_by` registers one)."""
+    """What a scoring step needs: the champion as of the run's RUN_DATE (resolved once, so every row
+    can name it) and its scorer.
+
+    Not the alias: in a backfill the alias may already hold a model promoted for a later date, and
+    scoring an earlier date with it would use the future. No champion for the date is the user's to
+    fix, and the error says how (`made_by` registers one).
+    """
+    from ml_jobs.registry import champion_version
+
     tracker = connect(ctx)
     name = tracker.model_name
-    version = champion(tracker.client, name)
+    version = champion_version(tracker.client, name, ctx.as_of)
     if version is None:
-        raise JobError(f"model {name} has no @champion: run {made_by}, or promote a version with "
-                       f"python -m ml_jobs.registry --model {name} promote VERSION")
+        raise JobError(f"model {name} has no champion as of {ctx.run_date}: run {made_by} for this date, or "
+                       f"promote a version with python -m ml_jobs.registry --model {name} promote VERSION "
+                       f"--from {ctx.run_date}")
     return version, load_scorer(f"models:/{name}/{version.version}")

@@ -149,6 +149,8 @@ def test_a_run_tracks_the_model_registers_a_version_and_scores_with_the_champion
     assert v1.run_id == train_run.info.run_id
     assert v1.source == step_marker(recsys, "2026-11-19", "train")["model_uri"]
     assert v1.tags["esteira.gate.decision"] == "promoted" and "first model" in v1.tags["esteira.gate.reason"]
+    assert v1.tags["esteira.champion_from"] == "2026-11-19T03:00:00Z"  # the run date it is champion from
+    assert v1.tags["esteira.promoted_run_id"] == run.run_id
     assert recsys.aliases_after["2026-11-19"] == {"champion": "1", "challenger": "1"}
     info = mlflow.models.get_model_info("models:/recsys/1")
     assert [i.name for i in info.signature.inputs.inputs] == list(FEATURES)
@@ -285,8 +287,9 @@ def test_scoring_without_a_champion_says_how_to_get_one(recsys: Home, tmp_path: 
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr  # (MLflow logs that it creates the fresh store's tables)
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: score: model recsys has no @champion: run evaluate_and_register, or promote a version with "
-        "python -m ml_jobs.registry --model recsys promote VERSION")
+        "error: score: model recsys has no champion as of 2026-11-20T03:00:00Z: run evaluate_and_register for "
+        "this date, or promote a version with python -m ml_jobs.registry --model recsys promote VERSION "
+        "--from 2026-11-20T03:00:00Z")
 
 
 # --- the gate and the manual registry flow -------------------------------------------------------
@@ -349,9 +352,10 @@ def test_a_worse_challenger_is_kept_out_and_a_better_one_replaces_the_champion(r
         return today[uri.rsplit("/", 1)[1]]
 
     outcomes = []
-    for version, auc in today.items():
+    for day, (version, auc) in enumerate(today.items(), start=1):  # one run date after the other
         assert new_version(registry_uri, model_name, auc) == version
-        outcomes.append(challenge(c, model_name, version, metric="auc", challenger_value=auc, evaluate=evaluate))
+        outcomes.append(challenge(c, model_name, version, run_date=f"2026-03-0{day}T03:00:00Z", run_id=f"r{day}",
+                                  metric="auc", challenger_value=auc, evaluate=evaluate))
         if version == "2":
             assert aliases(registry_uri, model_name) == {"champion": "1", "challenger": "2"}
     assert [o["promoted"] for o in outcomes] == [True, False, True]

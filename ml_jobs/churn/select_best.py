@@ -2,8 +2,8 @@
 
 Candidates are compared on the held-out customers' ROC AUC as MLflow recorded it (then F1;
 a full tie goes to the simpler model). A candidate without the metric cannot win. The winner
-becomes a new version with the `challenger` alias; the champion is scored on the same
-held-out customers and replaced only if the challenger beats it (ml_jobs.registry).
+becomes a new version with the `challenger` alias; the champion as of the run date is scored
+on the same held-out customers and replaced only if the challenger beats it (ml_jobs.registry).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def select_best(ctx: StepContext) -> dict[str, Any]:
         scores = tracking.load_scorer(uri)(holdout)
         return classification_metrics(holdout[LABEL], scores)[GATE_METRIC]
 
-    outcome = registry.challenge(tracker.client, tracker.model_name, version.version, metric=GATE_METRIC,
-                                 challenger_value=value, evaluate=evaluate)
+    outcome = registry.challenge(tracker.client, tracker.model_name, version.version, run_date=ctx.run_date,
+                                 run_id=ctx.run_id, metric=GATE_METRIC, challenger_value=value, evaluate=evaluate)
     return {"best": best, "candidates": {k: recorded[k].get(GATE_METRIC) for k in CANDIDATES}, **outcome}
 
 

@@ -3,8 +3,8 @@
 The challenger's NDCG@5 / MAP@5 / recall@5 on users it never saw are logged to its training
 run (one MLflow run per model: params, metrics, model), next to a popularity baseline that
 says what "no personalisation" scores. The model becomes a new registered version with the
-`challenger` alias; the current champion is scored on the SAME held-out users and the
-challenger is promoted only if it beats it (see ml_jobs.registry for the rules).
+`challenger` alias; the champion as of the run date is scored on the SAME held-out users and
+the challenger is promoted only if it beats it (see ml_jobs.registry for the rules).
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def evaluate_and_register(ctx: StepContext) -> dict[str, Any]:
         tags={**ctx.tags(), "esteira.model_kind": "hist_gradient_boosting", f"esteira.metric.{GATE_METRIC}":
               repr(metrics[GATE_METRIC])},
         description=f"recsys ranker trained for {ctx.day}; {GATE_METRIC}={metrics[GATE_METRIC]:.4f} on held-out users")
-    outcome = registry.challenge(tracker.client, tracker.model_name, version.version, metric=GATE_METRIC,
-                                 challenger_value=metrics[GATE_METRIC], evaluate=evaluator(holdout))
+    outcome = registry.challenge(tracker.client, tracker.model_name, version.version, run_date=ctx.run_date,
+                                 run_id=ctx.run_id, metric=GATE_METRIC, challenger_value=metrics[GATE_METRIC],
+                                 evaluate=evaluator(holdout))
     return {"metrics": metrics, **outcome}
 
 
