@@ -1,15 +1,15 @@
 """A step that outlives its timeout_seconds does not leave its ECS task running (ecs backend, Airflow 3).
 
-User-level guarantee: when a step of a project run on ECS hits its `timeout_seconds` (Airflow's
-`execution_timeout`), the Airflow task fails AND the ECS task it started is stopped, so a hung job
-neither keeps its instance busy nor keeps writing after Airflow gave up on it.
+User-level guarantee: when an ECS task of a step runs past the step's `timeout_seconds`, the Airflow
+try fails AND that ECS task is stopped, so a hung job neither keeps its instance busy nor keeps
+writing after Airflow gave up on it. The timeout is per ECS task, as on Step Functions: esteira's
+operator (esteira.airflow.ecs_operator) stops the task itself (StopTask, reason "esteira: step
+timeout"); Airflow's `execution_timeout` is only the outer guard around the whole try (up to
+1 + infra_retries tasks), and its on_kill path is held in test_ecs_infra_retries.
 
 End to end and in-process: a copy of recsys cut to one step with `timeout_seconds: 5`, the real
 dags/ folder parsed by Airflow's DagBag with the ecs backend, and the run made by `dag.test()`,
-which in Airflow 3 runs each task through the SDK's task runner in this process. So the timeout
-(SIGALRM around `execute`) and the `on_kill()` it triggers are Airflow's own
-(`airflow.sdk.execution_time.task_runner._run_execute_callable`), and `on_kill` is the amazon
-provider's `EcsRunTaskOperator.on_kill` (StopTask, reason "Task killed by the user"). ECS is moto,
+which in Airflow 3 runs each task through the SDK's task runner in this process. ECS is moto,
 with what the operator's RunTask names: the cluster, the capacity provider (an auto scaling group
 whose instance is registered with the cluster), the task definition and dev's awsvpc network.
 
@@ -17,7 +17,7 @@ moto quirks handled here: its ECS ends a task by itself after a few DescribeTask
 default state transition advances on every describe, although the containers stay PENDING); the
 test pins tasks RUNNING, as a hung job is, so only a StopTask can stop one. moto's StopTask sets
 desiredStatus/lastStatus/stoppedReason but no stopCode. A watchdog ends the moto task without
-StopTask if Airflow's timeout ever fails to fire, so that regression fails this test (the run then
+StopTask if the step's timeout ever fails to fire, so that regression fails this test (the run then
 fails for another reason, late) instead of hanging the suite.
 """
 
@@ -43,14 +43,16 @@ from moto.ecs.models import EC2ContainerServiceBackend
 from moto.moto_api import state_manager
 
 from conftest import DAGS, PROJECTS
+from esteira.airflow.ecs_operator import STOP_REASON, try_timeout_seconds
 
 PROJECT = "recsys"
 STEP_TIMEOUT = 5  # seconds: the step's timeout_seconds in the config under test
-WATCHDOG = 40  # seconds into dag.test(): by then Airflow's timeout has fired, or never will
+WATCHDOG = 40  # seconds into dag.test(): by then the step's timeout has fired, or never will
 LOGICAL = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 DEV = yaml.safe_load((PROJECTS / "environments.yaml").read_text())["dev"]
-# The reason the provider's on_kill gives ECS. Its other StopTask (after a WaiterError, with
-# stop_task_on_failure) says "Task failed after creation; cleanup by Airflow".
+# The reason the provider's on_kill gives ECS (Airflow's execution_timeout, a kill): not this test's
+# path any more, test_ecs_infra_retries holds it. The provider's other StopTask (after a WaiterError,
+# with stop_task_on_failure) says "Task failed after creation; cleanup by Airflow".
 ON_KILL_REASON = "Task killed by the user"
 
 
@@ -177,11 +179,15 @@ def test_a_step_that_times_out_stops_its_ecs_task(
     assert bag.import_errors == {}
     [task] = bag.dags[PROJECT].tasks
     assert isinstance(task, EcsRunTaskOperator)
-    assert task.execution_timeout == timedelta(seconds=STEP_TIMEOUT)  # the config's timeout_seconds
+    assert task.task_timeout_seconds == STEP_TIMEOUT  # the config's timeout_seconds, per ECS task
+    # Airflow's, for the whole try: every ECS task the infrastructure budget allows, and the waits
+    assert task.execution_timeout == timedelta(seconds=try_timeout_seconds(
+        STEP_TIMEOUT, task.infra_retries, task.infra_retry_delay_seconds))
+    assert task.execution_timeout > timedelta(seconds=WATCHDOG)  # so it is not what fires here
     create_platform(task, subnets[0])
     calls = record_calls(monkeypatch, "run_task", "stop_task")
 
-    def end_the_task_without_stop_task() -> None:  # only if Airflow's timeout never fires
+    def end_the_task_without_stop_task() -> None:  # only if the step's timeout never fires
         state_manager.set_transition("ecs::task", {"progression": "immediate"})
 
     watchdog = threading.Timer(WATCHDOG, end_the_task_without_stop_task)
@@ -197,25 +203,27 @@ def test_a_step_that_times_out_stops_its_ecs_task(
                 thread.join(timeout=10)
     log = capsys.readouterr().out
 
-    # Airflow: the one try failed, on the step's timeout (Airflow's task runner says so in its log)
+    # Airflow: the one try failed, on the step's timeout (the operator says so in the task's log)
     ti = run.get_task_instance(task.task_id)
     assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
-    assert elapsed < WATCHDOG, "Airflow's execution_timeout never fired"
-    assert "Process timed out" in log
-    assert "airflow.sdk.exceptions.AirflowTaskTimeout" in log
+    assert elapsed < WATCHDOG, "the step's timeout never fired"
+    assert f"step {task.task_id}: timeout: ECS task" in log
+    assert "esteira.airflow.ecs_operator.StepTimeout" in log
+    assert "AirflowTaskTimeout" not in log  # the outer guard did not have to fire
 
-    # ECS: the one task the step started is stopped, by the operator's on_kill, not left RUNNING
+    # ECS: the one task the step started is stopped, by the operator, not left RUNNING; a timeout is
+    # the application's failure, not the infrastructure's: no second task in the try
     assert len(ecs_tasks(task.cluster)) == 1
     assert ecs_tasks(task.cluster, "RUNNING") == [], "the step timed out but its ECS task is still RUNNING"
     [stopped] = ecs_tasks(task.cluster, "STOPPED")
     assert (stopped["desiredStatus"], stopped["lastStatus"]) == ("STOPPED", "STOPPED")
-    assert stopped["stoppedReason"] == ON_KILL_REASON
+    assert stopped["stoppedReason"] == STOP_REASON
     assert {t["key"]: t["value"] for t in stopped["tags"]} == {
         "esteira:project": PROJECT, "esteira:step": task.task_id, "esteira:env": "dev"}
     assert stopped["capacityProviderName"] == task.capacity_provider_strategy[0]["capacityProvider"]
 
-    # when: the timer starts before RunTask, so StopTask comes at most the timeout after it (plus the
-    # time on_kill takes), and before Airflow records the failure; the try lasted the timeout at least
+    # when: the deadline is set before RunTask, so StopTask comes at most the timeout after it (plus a
+    # DescribeTasks), and before Airflow records the failure; the try lasted the timeout at least
     [run_at], [stop_at] = calls["run_task"], calls["stop_task"]
     assert run_at < stop_at <= ti.end_date
     assert stop_at - run_at <= timedelta(seconds=STEP_TIMEOUT + 2), stop_at - run_at

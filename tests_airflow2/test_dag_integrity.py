@@ -90,7 +90,9 @@ def test_each_task_runs_the_steps_command_with_its_retries_and_timeout(bag: tupl
     for step in steps(cfg):
         task = dagbag.dags[project].get_task(step["id"])
         assert task.retries == step.get("retries", sched["retries"])
-        assert task.execution_timeout == timedelta(seconds=step.get("timeout_seconds", sched["timeout_seconds"]))
+        timeout = step.get("timeout_seconds", sched["timeout_seconds"])
+        # ecs: timeout_seconds bounds each ECS task, execution_timeout the whole try (esteira.airflow.ecs_operator)
+        assert (task.execution_timeout.total_seconds() if backend == "local" else task.task_timeout_seconds) == timeout
         if backend == "local":
             assert isinstance(task, LocalProcessOperator)
             assert task.command == command(step)

@@ -58,6 +58,7 @@ _TASK = "$.ecs"  # the stopped task's description, inside a step's branch
 _RULE_PATHS = {Field.STOP_CODE: f"{_TASK}.StopCode", Field.STOPPED_REASON: f"{_TASK}.StoppedReason",
                Field.CONTAINER_REASON: f"{_TASK}.Containers[0].Reason"}
 STEP_FAILED_ERROR = "esteira.StepFailed"
+RUN_TASK_REFUSED = "ECS.AmazonECSException"  # how the ECS integration reports a RunTask that placed no task
 
 
 class _Path(str):
@@ -226,8 +227,10 @@ class _Builder:
         budget = step.infra_retries
         infrastructure = f"{name}{INFRA_RETRY_SUFFIX}" if budget else infra_failed
         states: dict[str, Any] = {
-            name: {**self._task(step), "Next": check,
-                   "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": f"{_TASK}_failure", "Next": caught}]},
+            name: {**self._task(step), "Next": check, "Catch": [
+                # RunTask placed nothing (no capacity): the Airflow operator's EcsOperatorError
+                {"ErrorEquals": [RUN_TASK_REFUSED], "ResultPath": f"{_TASK}_failure", "Next": infrastructure},
+                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": f"{_TASK}_failure", "Next": caught}]},
             # the cause of a failed .sync task is the task's description, as JSON text
             caught: {"Type": "Pass", "Parameters": {"task.$": f"States.StringToJson({_TASK}_failure.Cause)"},
                      "ResultPath": f"{_TASK}_failure", "Next": cause},

@@ -15,13 +15,19 @@ still ships as deprecated shims. What else differs, and why nothing more is need
 * RUN_DATE: `dag_run.logical_date` always exists in 2.x (Airflow 3 manual runs may have none, and
   then templates.run_date falls back to `run_after`, which 2.x does not have nor need).
 * `dag.test()`: the tests pass `logical_date` in 3.x and `execution_date` in 2.x.
+* `AirflowException`/`AirflowFailException` (esteira.airflow.ecs_operator: a failure Airflow
+  retries, one it must not) moved to airflow.sdk.exceptions in 3.x, whose airflow.exceptions
+  names are deprecated shims; the provider's `EcsOperatorError` and `generate_uuid` (the
+  `startedBy` its reattach looks tasks up by) import the same way in both.
 """
 
 from __future__ import annotations
 
 from airflow import __version__ as AIRFLOW_VERSION
+from airflow.providers.amazon.aws.exceptions import EcsOperatorError
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 
 _MAJOR_MINOR = tuple(int(part) for part in AIRFLOW_VERSION.split(".")[:2])
 if _MAJOR_MINOR < (2, 10):  # pragma: no cover - shown as the DAG file's import error in the UI
@@ -31,7 +37,9 @@ AIRFLOW_3 = _MAJOR_MINOR >= (3, 0)
 
 if AIRFLOW_3:
     from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:  # Airflow 2.10/2.11
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef,assignment]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
@@ -41,9 +49,13 @@ __all__ = [
     "AIRFLOW_3",
     "AIRFLOW_VERSION",
     "DAG",
+    "AirflowException",
+    "AirflowFailException",
     "BaseNotifier",
     "BaseOperator",
     "Context",
+    "EcsOperatorError",
     "EcsRunTaskOperator",
     "SnsNotifier",
+    "generate_uuid",
 ]

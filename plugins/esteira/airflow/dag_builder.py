@@ -12,7 +12,8 @@ from typing import Any
 
 import pendulum
 
-from esteira.airflow.compat import DAG, BaseOperator, EcsRunTaskOperator
+from esteira.airflow.compat import DAG, BaseOperator
+from esteira.airflow.ecs_operator import EcsRunTaskOperator, try_timeout_seconds
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
 from esteira.airflow.templates import MACROS, jinja, literal
@@ -70,7 +71,14 @@ def _task(plan: Plan, step: StepPlan, dag: DAG) -> BaseOperator:
         return LocalProcessOperator(command=step.command, env=step.env(jinja, literal),
                                     cwd=str(plan.directory), **common)
     request = step.ecs_run_task(placement, plan.project, plan.target.env, jinja, literal)
+    # timeout_seconds bounds each ECS task, as on Step Functions; execution_timeout, the whole try
+    # (up to 1 + infra_retries tasks and the waits between them): esteira.airflow.ecs_operator
+    common["execution_timeout"] = timedelta(seconds=try_timeout_seconds(
+        step.timeout_seconds, step.infra_retries, step.infra_retry_delay_seconds))
     return EcsRunTaskOperator(
+        task_timeout_seconds=step.timeout_seconds,
+        infra_retries=step.infra_retries,
+        infra_retry_delay_seconds=step.infra_retry_delay_seconds,
         cluster=request["cluster"],
         task_definition=request["taskDefinition"],
         overrides=request["overrides"],
