@@ -39,5 +39,9 @@ def test_the_seed_config_exports_to_step_functions(tmp_path: Path) -> None:
     machine = json.loads((tmp_path / "out" / "dev" / "recsys" / "state_machine.asl.json").read_text())
     assert machine["TimeoutSeconds"] == 3600
     assert machine["States"]["extract_features.run"]["Next"] == "score_model.run"
-    assert machine["States"]["score_model.run"]["Retry"][0]["MaxAttempts"] == 2
-    assert machine["States"]["score_model.run"]["Branches"][0]["StartAt"] == "score_model"
+    # the seed's retries: 2 are the application's; infrastructure failures are retried inside the try
+    [infra, application] = machine["States"]["score_model.run"]["Retry"]
+    assert infra == {"ErrorEquals": ["esteira.InfrastructureFailure"], "MaxAttempts": 0}
+    assert application["ErrorEquals"] == ["States.ALL"] and application["MaxAttempts"] == 2
+    branch = machine["States"]["score_model.run"]["Branches"][0]
+    assert branch["StartAt"] == "score_model.try" and branch["States"]["score_model.try"]["Next"] == "score_model"
