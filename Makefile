@@ -11,17 +11,20 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
-.PHONY: setup test run lint validate bench help airflow2 e2e mwaa-bundle
+.PHONY: setup test run lint validate bench help airflow2 e2e mwaa-bundle lock
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/'
 
 setup: $(VENV)/.installed run  ## create .venv, install everything pinned, run $(PROJECT) end to end locally
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml package-lock.json
+# requirements.lock is requirements.txt + requirements-dev.txt resolved under constraints.txt, with the
+# sha256 of every file (`make lock`): pip installs exactly those bytes. esteira itself is installed
+# editable by the locked setuptools (no build isolation: nothing unpinned is downloaded to build it).
+$(VENV)/.installed: requirements.lock pyproject.toml plugins/esteira/__init__.py package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check pip==25.3
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	npm ci --no-audit --no-fund --silent  # asl-validator, pinned by package-lock.json
 	touch $@
 
@@ -55,6 +58,9 @@ e2e: $(VENV)/.installed  ## what the local-stack test needs: Debian's postgresql
 
 airflow2:  ## create/update .venv-airflow2/ (Airflow 2.11, MWAA's newest Airflow 2) for tests_airflow2/
 	bash scripts/setup-airflow2.sh
+
+lock: $(VENV)/.installed  ## regenerate requirements*.lock from requirements*.txt and constraints*.txt (uv; needs the package index)
+	$(BIN)/python scripts/lock.py
 
 mwaa-bundle: $(VENV)/.installed  ## build the MWAA bundle (dags/, plugins.zip, requirements.txt) under build/mwaa
 	$(BIN)/python -m esteira mwaa-bundle --out build/mwaa

@@ -2,7 +2,8 @@
 # What the end-to-end stack test (tests/test_local_stack.py) needs beyond `make setup`:
 #   * Debian's PostgreSQL server (the stack's metadata and MLflow databases) and Chromium
 #     (the browser check; Playwright drives /usr/bin/chromium, it downloads no browser);
-#   * requirements-e2e.txt in .venv, pinned by constraints.txt.
+#   * requirements-e2e.lock in .venv (requirements-e2e.txt resolved under constraints.txt and
+#     requirements.lock, with the sha256 of every file; `make lock`).
 # Idempotent and quick when nothing changed: a stamp in .venv records what was installed.
 # Run after `make setup`; apt-get runs as root (through sudo when you are not root).
 set -euo pipefail
@@ -15,7 +16,7 @@ DEBS=(postgresql chromium fonts-liberation)
 [ -x "$VENV/bin/pip" ] || { echo "setup-e2e: $VENV is missing; run 'make setup' first" >&2; exit 1; }
 
 # What this set-up installs, as one line: a change to any part makes the script run again.
-want="$(cat requirements-e2e.txt constraints.txt "$0" | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements-e2e.lock "$0" | sha256sum | cut -d' ' -f1)"
 
 missing_debs=()
 for pkg in "${DEBS[@]}"; do
@@ -40,6 +41,6 @@ fi
 ls /usr/lib/postgresql/*/bin/pg_ctl > /dev/null
 test -x /usr/bin/chromium
 
-"$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-e2e.txt -c constraints.txt
+"$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r requirements-e2e.lock
 echo "$want" > "$STAMP"
 echo "setup-e2e: done"

@@ -70,7 +70,10 @@ _ZIP_MODE = 0o100644 << 16
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
-PLUGINS_AIRFLOWIGNORE = (PACKAGE_DIR.parent / ".airflowignore").read_text()
+# The files the bundle takes from beside the package, read only when a bundle is built: a pip-installed
+# esteira has the plugin module (site-packages/esteira_plugin.py) but no plugins/.airflowignore or
+# dags/, and must still import this module (`esteira --help` does).
+PLUGINS_AIRFLOWIGNORE_FILE = PACKAGE_DIR.parent / ".airflowignore"
 # registers esteira's timetable with the scheduler (it lives next to the package, as in the repo)
 PLUGIN_MODULE = PACKAGE_DIR.parent / "esteira_plugin.py"
 DAGS_AIRFLOWIGNORE = f"""\
@@ -139,10 +142,19 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
             yield rel.as_posix(), path
 
 
+def _checkout_file(path: Path) -> bytes:
+    """A file of the repo the bundle copies; BundleError, not a traceback, where it is missing."""
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; the bundle takes it from a checkout of the repo "
+                          "(a pip-installed esteira does not ship it): run mwaa-bundle from a checkout")
+    return path.read_bytes()
+
+
 def plugins_zip(package_dir: Path = PACKAGE_DIR) -> bytes:
     """plugins.zip: the esteira package and its plugin module at the zip root, plus the plugin
     loader's .airflowignore."""
-    entries = {".airflowignore": PLUGINS_AIRFLOWIGNORE.encode(), PLUGIN_MODULE.name: PLUGIN_MODULE.read_bytes()}
+    entries = {".airflowignore": _checkout_file(PLUGINS_AIRFLOWIGNORE_FILE),
+               PLUGIN_MODULE.name: _checkout_file(PLUGIN_MODULE)}
     entries |= {f"esteira/{rel}": path.read_bytes() for rel, path in _files(package_dir)}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

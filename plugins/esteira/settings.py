@@ -7,13 +7,26 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when esteira runs from one (plugins/esteira)
 # On MWAA, plugins.zip unpacks to <AIRFLOW_HOME>/plugins (so REPO_ROOT is <AIRFLOW_HOME>) and only
 # dags/ is synced besides it: the MWAA bundle ships the projects there (python -m esteira mwaa-bundle).
 BUNDLED_PROJECTS = REPO_ROOT / "dags" / "esteira_projects"
 BACKENDS = ("local", "ecs")
 LOCAL_MLFLOW_VAR = "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI"
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$")
+
+
+def default_projects_dir() -> Path:
+    """The projects folder when ESTEIRA_PROJECTS_DIR is not set.
+
+    MWAA's bundled folder, else the checkout's projects/. A pip-installed esteira has no checkout
+    around it (REPO_ROOT is then a folder of the Python install), so it takes the projects/ of the
+    folder it runs in, as `esteira validate` does from a repo root in a pre-commit hook.
+    """
+    if BUNDLED_PROJECTS.is_dir():
+        return BUNDLED_PROJECTS
+    checkout = REPO_ROOT / "projects"
+    return checkout if checkout.is_dir() else Path.cwd() / "projects"
 
 
 @dataclass(frozen=True)
@@ -29,8 +42,7 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         environ = dict(os.environ if environ is None else environ)
-        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR")
-                        or (BUNDLED_PROJECTS if BUNDLED_PROJECTS.is_dir() else REPO_ROOT / "projects"))
+        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR") or default_projects_dir())
         envfile = Path(environ.get("ESTEIRA_ENVIRONMENTS_FILE") or projects / "environments.yaml")
         # MWAA sets AIRFLOW_ENV_NAME; there steps run on ECS unless told otherwise.
         default_backend = "ecs" if environ.get("AIRFLOW_ENV_NAME") else "local"
