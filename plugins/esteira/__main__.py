@@ -183,12 +183,11 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """The package's one version (pyproject reads it from esteira.__version__ too), so a copy that
+    is not pip-installed, as in MWAA's plugins.zip, says the same."""
+    from esteira import __version__
 
-    try:
-        return version("esteira")
-    except PackageNotFoundError:  # pragma: no cover - a checkout not installed (MWAA's plugins.zip)
-        return "unknown (not installed)"
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
