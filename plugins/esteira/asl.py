@@ -257,7 +257,8 @@ class _Builder:
         if budget:
             start = f"{name}{TRY_SUFFIX}"
             following, wait = f"{name}{INFRA_NEXT_SUFFIX}", f"{name}{INFRA_WAIT_SUFFIX}"
-            waits = ", ".join(f"{infra_delay_seconds(step.infra_retry_delay_seconds, n):g}"
+            # whole seconds, written out (`:g` would write 1843200 as 1.8432e+06, which ASL refuses)
+            waits = ", ".join(str(round(infra_delay_seconds(step.infra_retry_delay_seconds, n)))
                               for n in range(1, budget + 1))
             states[start] = {"Type": "Pass", "Result": {"attempt": 0, "wait": 0}, "ResultPath": "$.infra",
                              "Next": name}
