@@ -216,6 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
 
 
+def _aws_plan(config: Path, env_file: Path, env: str) -> Plan | None:
+    """The project's Plan on an AWS environment, compiled as the export does; None once the problem
+    is printed (a config mistake never ends in a traceback)."""
+    try:
+        return compile_aws(load_project(config), Target.aws_env(load_environments(env_file), env)).plan
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+    except Exception as exc:
+        print(unexpected_error(config, exc), file=sys.stderr)
+    return None
+
+
 def _backfill(args: argparse.Namespace, projects_dir: Path, settings: Settings) -> int:
     from esteira.backfill import parse_bound, plan_backfill
 
@@ -230,14 +242,8 @@ def _backfill(args: argparse.Namespace, projects_dir: Path, settings: Settings) 
         print(f"{prog}: error: " + ("--from is after --to" if start > end else "--max-concurrency must be >= 1"),
               file=sys.stderr)
         return EXIT_BAD
-    try:
-        target = Target.aws_env(load_environments(env_file), args.env)
-        plan = compile_aws(load_project(projects_dir / args.project / CONFIG_FILE), target).plan
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD
-    except Exception as exc:  # a config mistake never ends in a traceback
-        print(unexpected_error(projects_dir / args.project / CONFIG_FILE, exc), file=sys.stderr)
+    plan = _aws_plan(projects_dir / args.project / CONFIG_FILE, env_file, args.env)
+    if plan is None:
         return EXIT_BAD
     runs = plan_backfill(plan.schedule.cron, plan.schedule.timezone, start, end)
     if not runs:
@@ -302,14 +308,8 @@ def _rerun(args: argparse.Namespace, projects_dir: Path, settings: Settings) -> 
         return bad("--from is after --to")
     env_file = args.environments_file or (projects_dir / "environments.yaml" if args.projects_dir
                                           else settings.environments_file)
-    try:
-        target = Target.aws_env(load_environments(env_file), args.env)
-        plan = compile_aws(load_project(projects_dir / args.project / CONFIG_FILE), target).plan
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD
-    except Exception as exc:  # a config mistake never ends in a traceback
-        print(unexpected_error(projects_dir / args.project / CONFIG_FILE, exc), file=sys.stderr)
+    plan = _aws_plan(projects_dir / args.project / CONFIG_FILE, env_file, args.env)
+    if plan is None:
         return EXIT_BAD
     cron, zone = plan.schedule.cron, plan.schedule.timezone
     try:
