@@ -1,39 +1,69 @@
-"""Airflow's parse of the DAG folder: the esteira factory against hand-written DAGs, same DAGs.
+"""Airflow's parse of the DAG folder: the esteira factory against hand-written DAGs, same DAGs (issue 15).
 
-For each N, N churn-like projects (5 steps, a fan-out/fan-in, 1 topic-notified callback or 2) are
-generated in a temp dir, and two DAG folders are parsed with Airflow's DagBag:
+For each N, N churn-like projects (5 steps, a fan-out/fan-in, 1 or 2 topic-notified callbacks,
+a few varied infra_retries / max_active_runs) are generated in a temp dir, and two DAG folders
+are parsed the way Airflow 3.3's DAG processor parses them:
 
-  factory  dags/esteira_dags.py (copied verbatim): build_all() over ESTEIRA_PROJECTS_DIR
-  hand     a hand-written DAG file with the same N DAGs as Python literals, built directly with
-           Airflow: EcsRunTaskOperator (ecs backend) or esteira's LocalProcessOperator (local)
-           with the same arguments, and SnsNotifier callbacks
+  factory  what `python -m esteira dag-files --dags-folder DIR --projects-dir DIR` writes (the
+           DAG files esteira_dags*.py, projects spread over them); while that command does not
+           exist, dags/esteira_dags.py copied verbatim: one file, build_all() over every project.
+           ESTEIRA_CACHE_DIR (the factory's compile cache) is a fresh temp dir per case.
+  hand     the baseline: ONE hand-written file (the layout the issue measured) with the same N
+           DAGs as Python literals, built with the classes a team would import to run them:
+           esteira's EcsRunTaskOperator (esteira.airflow.ecs_operator, its timeout from
+           try_timeout_seconds) or LocalProcessOperator, esteira's EsteiraTimetable, and a DAG
+           callback that publishes to SNS. It also names (for the processor to pre-import) every
+           `airflow.*` module the factory's files name, so neither side gets more pre-imported.
 
-Both folders are first parsed once untimed, which writes the .pyc files a deployed processor also
-has and proves that the two hold the same DAGs (ids, tasks, edges, every operator argument), else
-the run stops. Every timed figure then comes from a fresh subprocess, the factory's and the hand
-file's interleaved, median of --repeat runs, in CPU seconds by default (the machine may be shared).
-Each subprocess replays what Airflow 3.3's DAG processor does for one parse of the folder:
+How one parse of a folder is measured (one fresh "manager" process per variant and repeat):
 
-  airflow  the processor's own imports (the manager has them before it forks parse children)
-  scan     the manager reads the file's `import airflow.*` lines (ast) before EVERY parse of it
-  pre      ...and imports those modules, once; the children inherit them. esteira_dags.py names
-           the provider modules esteira builds with, so they are pre-imported; `esteira.*`
-           itself (pydantic models, croniter) is not: the factory's children import it every parse
-  parse    DagBag(dag_folder) in the child: imports what it does not have + runs the DAG file.
-           This is the table's "seconds": paid on every parse (min_file_process_interval, 30 s)
-  warm     a second DagBag in the same process: the DAG file's code alone, all modules loaded
+  manager  imports airflow.dag_processing.manager and .processor, as the DAG processor has
+           before it starts any parse. Then, for each DAG file (airflow's list_py_file_paths):
+  scan     it reads the file's top-level `airflow.*` imports (iter_airflow_imports: an ast.parse
+           of the whole file), before EVERY parse of it, in the one manager process
+  pre      ...imports those modules (once: later files find them loaded); children inherit them
+  fork     ...and forks ONE child for the file, which does what the processor's child does:
+  check    the DAG-version-inflation check (ast walk of the file; [dag_processor]
+           dag_version_inflation_check_level, default "warning")
+  parse    BundleDagBag(file): imports what the child does not have (esteira, pydantic...) and
+           runs the file. Bounded by [core] dagbag_import_timeout. THE FIGURE OF THE ISSUE.
+  ser      serializes each DAG for the scheduler (the processor's _serialize_dags)
+  child    the child's whole CPU, from os.wait4's rusage: fork, check, parse, ser, exit
+
+Figures, per folder (CPU seconds; the median over the timed repeats of each figure):
+
+  files    DAG files parsed; parse = sum of every file's parse (what the processor's children
+           spend per parse cycle of the folder); slowest = the largest single file's parse (CPU,
+           and its wall time: dagbag_import_timeout counts wall time, 30 s by default)
+  cycle    everything one parse cycle of the folder costs Airflow: the manager's scans plus
+           every child's whole CPU (check, serialization, fork and exit included)
+  ratio    factory / hand, of parse (the issue's measure) and of cycle
+
+The issue's thresholds are checked on `parse` (the measure the issue was filed with): factory
+<= 1.1x hand at each N, and no factory file's parse above 5 s. `cycle` is printed beside it.
+
+Before timing, each folder is parsed once untimed: that writes the .pyc files (of the DAG files
+too) a deployed processor has, warms the factory's cache (so the timed parses are the steady
+state: configs unchanged since the last parse), and proves that the two folders hold the same
+DAGs (everything Airflow serializes for the scheduler, and the operator, timetable and callback
+attributes it does not), else the run stops. Then, if the factory wrote anything into its cache,
+one "cold" pass with a fresh, empty ESTEIRA_CACHE_DIR is timed and shown apart: that is what the
+first parse after a change of the configs (or of esteira) costs, once, not the steady state.
+Timed passes alternate factory and hand, so drift on the (shared) machine hits both alike.
 
 With --profile (or automatically when the factory is more than 1.5x slower at the largest N) the
-factory's parse is run under cProfile and the esteira functions it spends its time in are printed.
+slowest factory file's parse is run under cProfile and then under -X importtime.
 
-Usage: python benchmarks/dag_parse.py [--sizes 10 100 1000] [--repeat 3] [--backend ecs local]
+Usage: python benchmarks/dag_parse.py [--sizes 200 5000] [--repeat 3] [--large-repeat 1]
+                                      [--backend ecs local] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import cProfile
-import hashlib
+import functools
 import json
 import os
 import pstats
@@ -44,6 +74,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +84,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 FACTORY_FILE = REPO / "dags" / "esteira_dags.py"
 ENV = "dev"  # the AWS environment the ecs backend targets (ESTEIRA_ENV)
-SLOW_RATIO = 1.5
+RATIO_BOUND = 1.1  # issue 15: factory <= 1.1x the hand-written DAGs' parse CPU
+FILE_BOUND = 5.0  # issue 15: no single DAG file parses in more than 5 s
+SLOW_RATIO = 1.5  # profile the factory unasked above this
+LARGE = 1000  # sizes from here on are timed --large-repeat times
 AIRFLOW_IMPORT_TIMEOUT = 30.0  # [core] dagbag_import_timeout default: a slower file parse fails
 IMPORTTIME_MARK = "esteira-bench: parse starts"
 TIMEZONES = ("America/Sao_Paulo", "UTC", "Europe/Lisbon", "America/New_York")
+# esteira's defaults (plugins/esteira/model.py); the fingerprint check catches a drift
+INFRA_RETRIES, INFRA_DELAY, MAX_ACTIVE_RUNS = 3, 60, 1
 
 # ---------------------------------------------------------------------------------------------
 # The projects: one parameter set renders both the config.yaml and the hand-written DAG code.
@@ -72,6 +108,7 @@ class Step:
     depends_on: tuple[str, ...] | None  # None: after the previous step (the config omits it)
     retries: int | None = None
     timeout: int | None = None
+    infra_retries: int | None = None
     env_vars: tuple[tuple[str, str], ...] = ()
 
 
@@ -80,7 +117,7 @@ STEPS = (
     Step("train_logreg", "Train Logistic Regression", 2, 4, ("extract_features",),
          env_vars=(("APP_MODEL_KIND", "logreg"),)),
     Step("train_gbm", "Train Gradient Boosting", 4, 8, ("extract_features",), retries=2, timeout=2700,
-         env_vars=(("APP_MODEL_KIND", "gbm"),)),
+         infra_retries=1, env_vars=(("APP_MODEL_KIND", "gbm"),)),
     Step("select_best", "Select Best Model", 0.5, 1, ("train_logreg", "train_gbm")),
     Step("score", "Score Customers", 1, 2, None),
 )
@@ -130,6 +167,25 @@ class Spec:
     def on_success(self) -> bool:
         return self.index % 2 == 0
 
+    @property
+    def custom_infra(self) -> bool:  # one project in 3 sets its own infrastructure budget
+        return self.index % 3 == 0
+
+    @property
+    def infra_retries(self) -> int:
+        return 2 if self.custom_infra else INFRA_RETRIES
+
+    @property
+    def infra_delay(self) -> int:
+        return 30 if self.custom_infra else INFRA_DELAY
+
+    @property
+    def max_active_runs(self) -> int:
+        return 2 if self.index % 5 == 0 else MAX_ACTIVE_RUNS
+
+    def step_infra_retries(self, step: Step) -> int:
+        return self.infra_retries if step.infra_retries is None else step.infra_retries
+
     def config_yaml(self) -> str:
         steps = []
         for s in STEPS:
@@ -141,6 +197,8 @@ class Spec:
                 lines.append(f"        timeout_seconds: {s.timeout}")
             if s.retries is not None:
                 lines.append(f"        retries: {s.retries}")
+            if s.infra_retries is not None:
+                lines.append(f"        infra_retries: {s.infra_retries}")
             lines.append(f"        resources: {{cpu: {s.cpu:g}, memory_gb: {s.memory_gb:g}}}")
             if s.env_vars:
                 lines.append("        env_vars:")
@@ -148,6 +206,11 @@ class Spec:
             steps.append("\n".join(lines))
         success = '  on_success:\n    - "ml-team@example.com"\n' if self.on_success else ""
         env_vars = "\n".join(f'    {k}: "{v}"' for k, v in self.env_vars)
+        extra = ""
+        if self.custom_infra:
+            extra += f"  infra_retries: {self.infra_retries}\n  infra_retry_delay_seconds: {self.infra_delay}\n"
+        if self.max_active_runs != MAX_ACTIVE_RUNS:
+            extra += f"  max_active_runs: {self.max_active_runs}\n"
         steps_text = "\n\n".join(steps)
         return f"""# generated by benchmarks/dag_parse.py: churn-like, 5 steps with a fan-out/fan-in
 project_name: {self.name}
@@ -165,7 +228,7 @@ schedule:
   timeout_seconds: {TIMEOUT}
   retries: {RETRIES}
   retry_delay_seconds: {RETRY_DELAY}
-
+{extra}
 runtime:
   python_version: "3.11"
   env_vars:
@@ -197,29 +260,47 @@ notifications:
 # The hand-written DAG file: what a platform team would type, one `with DAG(...)` per project.
 # ---------------------------------------------------------------------------------------------
 
-HAND_HEADER = '''"""Hand-written DAGs (generated by benchmarks/dag_parse.py as a baseline): no esteira, no YAML."""
+HAND_HEADER = '''"""Hand-written DAGs (generated by benchmarks/dag_parse.py as a baseline): no config.yaml, no factory.
+
+The factory's DAGs typed out, with the classes a team running them would import: esteira's ECS
+operator (its infrastructure retries and per-task timeout) and timetable (EventBridge's instants).
+"""
 
 import functools
+import json
 import logging
 from datetime import UTC, timedelta
 
 import pendulum
+{airflow_imports}
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
-from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
-from airflow.sdk import DAG, CronTriggerTimetable
-{local_import}
+from airflow.sdk import DAG
+
+{esteira_imports}
+
 
 def esteira_run_date(dag_run):
     when = getattr(dag_run, "logical_date", None) or dag_run.run_after
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def log_notification(subject, context):
-    logging.getLogger("esteira").info("notification (local): %s %s", subject, context["dag_run"].run_id)
+def notify(topic_arn, project, env, status, context):
+    """DAG callback: the run's status to the project's SNS topic (a log line when there is none)."""
+    dag_run = context["dag_run"]
+    message = json.dumps({{"project": project, "env": env, "status": status,
+                          "run_date": esteira_run_date(dag_run), "run_id": dag_run.run_id}}, separators=(",", ":"))
+    subject = f"[esteira] {{project}} ({{env}}) {{status}}"[:100]
+    if topic_arn is None:
+        logging.getLogger("esteira").info("notification (local): %s %s", subject, message)
+        return
+    SnsNotifier(aws_conn_id=AWS_CONN_ID, region_name=REGION, target_arn=topic_arn, subject=subject,
+                message=message, message_attributes={{"status": status}})(context)
 
 
 MACROS = {{"esteira_run_date": esteira_run_date}}
 NETWORK = {network!r}
+AWS_CONN_ID = {conn!r}
+REGION = {region!r}
 '''
 
 
@@ -253,6 +334,11 @@ class Hand:
             return step.depends_on
         return (STEPS[index - 1].id,) if index else ()
 
+    @property
+    def airflow_schedules(self) -> bool:
+        """ecs: Step Functions fires the schedule; local: Airflow does (local.schedules_enabled)."""
+        return self.backend != "ecs" and self.envs.get("local", {}).get("schedules_enabled", True)
+
     def doc_md(self) -> str:
         s = self.s
         rows = "\n".join(
@@ -260,10 +346,14 @@ class Hand:
             f"{st.cpu:g} vCPU, {st.memory_gb:g} GiB | {st.retries if st.retries is not None else RETRIES} | "
             f"{st.timeout or TIMEOUT}s |"
             for i, st in enumerate(STEPS))
+        when = f"`{s.cron}` ({s.timezone})"
+        if not self.airflow_schedules:
+            who = "fired by Step Functions" if self.backend == "ecs" else "off on this machine"
+            when += f", {who}: here manual runs and backfills only"
         return f"""{s.description}
 
 **Project** `{s.name}` version `{s.version}` · **target** `{self.env}` ·
-**schedule** `{s.cron}` ({s.timezone}) · **owners** {s.tech} (tech), {s.business} (business)
+**schedule** {when} · **owners** {s.tech} (tech), {s.business} (business)
 
 | step | name | command | after | resources | retries | timeout |
 |---|---|---|---|---|---|---|
@@ -273,36 +363,35 @@ Generated by esteira from `{self.projects_dir / s.name / 'config.yaml'}`; edit t
 """
 
     def callback(self, status: str) -> str:
-        subject = f"[esteira] {self.s.name} ({self.env}) {status}"
-        if self.backend != "ecs":
-            return f"functools.partial(log_notification, {subject!r})"
-        message = json.dumps({"project": self.s.name, "env": self.env, "status": status,
-                              "run_date": "{{ esteira_run_date(dag_run) }}", "run_id": "{{ dag_run.run_id }}"},
-                             separators=(",", ":"))
-        arn = f"arn:aws:sns:{self.aws['region']}:{self.aws['account_id']}:{self.s.name}-notifications"
-        return (f"SnsNotifier(aws_conn_id={self.aws['aws_conn_id']!r}, region_name={self.aws['region']!r}, "
-                f"target_arn={arn!r}, subject={subject!r}, message={message!r})")
+        arn = (f"arn:aws:sns:{self.aws['region']}:{self.aws['account_id']}:{self.s.name}-notifications"
+               if self.backend == "ecs" else None)
+        return f"functools.partial(notify, {arn!r}, {self.s.name!r}, {self.env!r}, {status!r})"
 
     def task(self, step: Step) -> str:
         s = self.s
         cpu, mem = round(step.cpu * 1024), round(step.memory_gb * 1024)
+        timeout = step.timeout or TIMEOUT
         common = (f"task_id={step.id!r}, task_display_name={step.name!r}, "
                   f"retries={step.retries if step.retries is not None else RETRIES}, "
-                  f"retry_delay=timedelta(seconds={RETRY_DELAY}), "
-                  f"execution_timeout=timedelta(seconds={step.timeout or TIMEOUT}),")
+                  f"retry_delay=timedelta(seconds={RETRY_DELAY}),")
         command = ["python", "steps/run.py", step.id]
         if self.backend != "ecs":
             return (f"    {step.id} = LocalProcessOperator(\n        {common}\n"
+                    f"        execution_timeout=timedelta(seconds={timeout}),\n"
                     f"        command={command!r},\n        env={self.env_of(step)!r},\n"
                     f"        cwd={str(self.projects_dir / s.name)!r},\n    )\n")
+        infra = s.step_infra_retries(step)
         overrides = {"containerOverrides": [{
             "name": s.name, "command": command,
             "environment": [{"name": k, "value": v} for k, v in self.env_of(step).items()],
             "cpu": cpu, "memory": mem}], "cpu": str(cpu), "memory": str(mem)}
         tags = {"esteira:project": s.name, "esteira:step": step.id, "esteira:env": self.env}
-        region = self.aws["region"]
         return f"""    {step.id} = EcsRunTaskOperator(
         {common}
+        execution_timeout=timedelta(seconds=try_timeout_seconds({timeout}, {infra}, {s.infra_delay})),
+        task_timeout_seconds={timeout},
+        infra_retries={infra},
+        infra_retry_delay_seconds={s.infra_delay},
         cluster="ml-cluster-{s.name}",
         task_definition="{s.name}",
         overrides={overrides!r},
@@ -311,12 +400,12 @@ Generated by esteira from `{self.projects_dir / s.name / 'config.yaml'}`; edit t
         propagate_tags="TASK_DEFINITION",
         tags={tags!r},
         awslogs_group="/ecs/{s.name}",
-        awslogs_region="{region}",
+        awslogs_region=REGION,
         awslogs_stream_prefix="ecs/{s.name}",
         container_name="{s.name}",
         reattach=True,
-        aws_conn_id="{self.aws['aws_conn_id']}",
-        region_name="{region}",
+        aws_conn_id=AWS_CONN_ID,
+        region_name=REGION,
     )
 """
 
@@ -325,7 +414,9 @@ Generated by esteira from `{self.projects_dir / s.name / 'config.yaml'}`; edit t
         callbacks = f"    on_failure_callback={self.callback('FAILED')},\n"
         if s.on_success:
             callbacks += f"    on_success_callback={self.callback('SUCCEEDED')},\n"
-        paused = "True" if self.backend == "ecs" else "None"
+        scheduled = "" if self.airflow_schedules else ", scheduled=False"
+        # a DAG that schedules nothing must be unpaused (Airflow 3 runs no backfill of a paused DAG)
+        paused = "None" if self.airflow_schedules else "False"
         tags = ["esteira", f"project:{s.name}", f"version:{s.version}", "orchestrator:step_functions",
                 f"env:{self.env}"]
         edges = "\n".join(f"    {up} >> {st.id}" for i, st in enumerate(STEPS) for up in self.upstream(i))
@@ -335,13 +426,14 @@ with DAG(
     dag_id="{s.name}",
     description={s.description!r},
     doc_md={self.doc_md()!r},
-    schedule=CronTriggerTimetable("{s.cron}", timezone="{s.timezone}"),
+    schedule=EsteiraTimetable("{s.cron}", "{s.timezone}"{scheduled}),
     start_date=pendulum.datetime(2024, 1, 1, tz="{s.timezone}"),
     catchup=False,
     dagrun_timeout=timedelta(seconds={TIMEOUT}),
     tags={tags!r},
     owner_links={{"{s.tech}": "mailto:{s.tech}"}},
     user_defined_macros=MACROS,
+    max_active_runs={s.max_active_runs},
     is_paused_upon_creation={paused},
     default_args={{"owner": "{s.tech}"}},
 {callbacks}) as dag_{s.name.replace("-", "_")}:
@@ -350,13 +442,57 @@ with DAG(
 """
 
 
-def hand_header(backend: str, envs: dict[str, Any]) -> str:
-    aws = envs[ENV]["network"]
+def airflow_imports(file: Path) -> list[str]:
+    """The `airflow.*` modules a DAG file names at its top level (airflow.utils.file.iter_airflow_imports)."""
+    out = []
+    for st in ast.parse(file.read_bytes()).body:
+        if isinstance(st, ast.Import):
+            out += [n.name for n in st.names]
+        elif isinstance(st, ast.ImportFrom) and st.module is not None:
+            out.append(st.module)
+    return [m for m in out if m.startswith("airflow.")]
+
+
+def hand_header(backend: str, envs: dict[str, Any], preimports: set[str]) -> str:
+    aws = envs[ENV]
+    net = aws["network"]
     network = {"awsvpcConfiguration": {
-        "subnets": list(aws["subnets"]), "securityGroups": list(aws["security_groups"]),
-        "assignPublicIp": "ENABLED" if aws.get("assign_public_ip") else "DISABLED"}}
-    local = "from esteira.airflow.local_operator import LocalProcessOperator\n" if backend == "local" else ""
-    return HAND_HEADER.format(local_import=local, network=network)
+        "subnets": list(net["subnets"]), "securityGroups": list(net["security_groups"]),
+        "assignPublicIp": "ENABLED" if net.get("assign_public_ip") else "DISABLED"}}
+    if backend == "ecs":
+        # the provider module esteira's operator extends: the factory's DAG file names it too, so
+        # the processor pre-imports it
+        preimports = preimports | {"airflow.providers.amazon.aws.operators.ecs"}
+        esteira = ("from esteira.airflow.ecs_operator import EcsRunTaskOperator, try_timeout_seconds\n"
+                   "from esteira.airflow.timetable import EsteiraTimetable")
+    else:
+        esteira = ("from esteira.airflow.local_operator import LocalProcessOperator\n"
+                   "from esteira.airflow.timetable import EsteiraTimetable")
+    names = "\n".join(f"import {m}  # noqa: F401  (the DAG processor pre-imports it)" for m in sorted(preimports))
+    return HAND_HEADER.format(airflow_imports=names, esteira_imports=esteira, network=network,
+                              conn=aws["aws_conn_id"], region=aws["region"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The cases: projects, the factory's DAG folder, the hand-written one.
+# ---------------------------------------------------------------------------------------------
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """A clean environment that imports THIS checkout's esteira (plugins/ first on sys.path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESTEIRA_", "AIRFLOW"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH"))
+                                        if p)
+    env.update(extra)
+    return env
+
+
+@functools.cache
+def dag_files_command() -> bool:
+    """Whether this checkout's esteira has `python -m esteira dag-files` (the sharded DAG folder)."""
+    proc = subprocess.run([sys.executable, "-m", "esteira", "dag-files", "--help"], env=child_env({}),
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0
 
 
 @dataclass(frozen=True)
@@ -364,11 +500,28 @@ class Case:
     backend: str
     size: int
     projects: Path
-    factory: Path  # DAG folder holding a copy of dags/esteira_dags.py
+    factory: Path  # DAG folder: what `esteira dag-files` writes, or a copy of dags/esteira_dags.py
     hand: Path  # DAG folder holding the hand-written file(s)
+    root: Path
+
+    def env(self, variant: str, cache: Path | None = None) -> dict[str, str]:
+        folder = self.factory if variant == "factory" else self.hand
+        extra = {
+            "AIRFLOW_HOME": str(self.root / "airflow_home"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "3600",  # measure past the default 30 s; flagged below
+            "ESTEIRA_PROJECTS_DIR": str(self.projects),
+            "ESTEIRA_BACKEND": self.backend,
+            "ESTEIRA_ENV": ENV,
+        }
+        if cache is not None:
+            extra["ESTEIRA_CACHE_DIR"] = str(cache)
+        return child_env(extra)
 
 
-def make_case(root: Path, backend: str, size: int, layout: str) -> Case:
+def write_projects(root: Path, size: int) -> Path:
     projects = root / f"projects_{size}"
     if not projects.exists():
         projects.mkdir()
@@ -377,55 +530,143 @@ def make_case(root: Path, backend: str, size: int, layout: str) -> Case:
             spec = Spec(i)
             (projects / spec.name).mkdir()
             (projects / spec.name / "config.yaml").write_text(spec.config_yaml())
+    return projects
+
+
+def make_case(root: Path, backend: str, size: int, layout: str) -> tuple[Case, str]:
+    """The case's folders, and a line saying how they were made."""
+    started = time.perf_counter()
+    projects = write_projects(root, size)
     envs = yaml.safe_load((projects / "environments.yaml").read_text())
+    made = time.perf_counter()
     factory = root / f"factory_{backend}_{size}"
-    factory.mkdir()
-    shutil.copy(FACTORY_FILE, factory / FACTORY_FILE.name)
     hand = root / f"hand_{backend}_{size}"
     hand.mkdir()
-    header = hand_header(backend, envs)
+    factory.mkdir()
+    case = Case(backend, size, projects, factory, hand, root)
+    if dag_files_command():
+        argv = [sys.executable, "-m", "esteira", "dag-files", "--dags-folder", str(factory),
+                "--projects-dir", str(projects)]
+        proc = subprocess.run(argv, env=case.env("factory"), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"esteira dag-files failed ({backend}, N={size}):\n{proc.stderr[-4000:]}")
+        how = "esteira dag-files"
+    else:
+        shutil.copy(FACTORY_FILE, factory / FACTORY_FILE.name)
+        how = "a copy of dags/esteira_dags.py"
+    dag_files = sorted(factory.glob("*.py"))
+    factory_done = time.perf_counter()
+    preimports = {m for f in dag_files for m in airflow_imports(f)}
+    header = hand_header(backend, envs, preimports)
     blocks = [Hand(Spec(i), backend, projects, envs).code() for i in range(size)]
     if layout == "single":
         (hand / "hand_dags.py").write_text(header + "".join(blocks))
     else:
         for i, block in enumerate(blocks):
             (hand / f"hand_{Spec(i).name.replace('-', '_')}.py").write_text(header + block)
-    return Case(backend, size, projects, factory, hand)
+    done = time.perf_counter()
+    return case, (f"{backend} N={size}: {size} config.yaml in {made - started:.1f} s; factory folder "
+                  f"({how}): {len(dag_files)} .py file(s) in {factory_done - made:.1f} s; hand-written code "
+                  f"in {done - factory_done:.1f} s")
 
 
 # ---------------------------------------------------------------------------------------------
-# The worker: one fresh interpreter per measurement, as a DAG processor child sees a parse.
+# What makes two DAGs the same DAG (the fingerprint check).
 # ---------------------------------------------------------------------------------------------
 
+TASK_ATTRS = ("task_display_name", "retries", "retry_delay", "execution_timeout", "owner", "cluster",
+              "task_definition", "overrides", "capacity_provider_strategy", "network_configuration",
+              "propagate_tags", "tags", "awslogs_group", "awslogs_region", "awslogs_stream_prefix",
+              "container_name", "reattach", "aws_conn_id", "region_name", "deferrable", "wait_for_completion",
+              "launch_type", "waiter_delay", "waiter_max_attempts", "number_logs_exception", "do_xcom_push",
+              "task_timeout_seconds", "infra_retries", "infra_retry_delay_seconds", "command", "env", "cwd")
+# what Airflow's serialization holds that says where a DAG was parsed from, not what it is
+WHERE_KEYS = frozenset({"fileloc", "relative_fileloc", "_processor_dags_folder"})
 
-def fingerprint(dags: dict[str, Any]) -> list[dict[str, Any]]:
-    """Everything that makes two DAGs the same DAG (callback objects compared by their target)."""
 
-    def target(cb: Any) -> Any:
-        if cb is None:
-            return None
-        return getattr(cb, "topic_arn", None) or getattr(cb, "target_arn", None) or "log"
+def _qualname(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
-    attrs = ("task_display_name", "retries", "retry_delay", "execution_timeout", "owner", "cluster",
-             "task_definition", "overrides", "capacity_provider_strategy", "network_configuration",
-             "propagate_tags", "tags", "awslogs_group", "awslogs_region", "awslogs_stream_prefix",
-             "container_name", "reattach", "aws_conn_id", "region_name", "command", "env", "cwd")
-    out = []
-    for dag_id in sorted(dags):
-        dag = dags[dag_id]
-        tt = dag.timetable
-        out.append({
-            "dag_id": dag_id, "description": dag.description, "doc_md": dag.doc_md,
-            "timetable": [type(tt).__name__, getattr(tt, "expression", None), str(getattr(tt, "timezone", ""))],
-            "start_date": dag.start_date.isoformat(), "catchup": dag.catchup,
-            "dagrun_timeout": str(dag.dagrun_timeout), "tags": sorted(dag.tags), "owner_links": dag.owner_links,
-            "default_args": {k: str(v) for k, v in dag.default_args.items()},
-            "paused": dag.is_paused_upon_creation, "macros": sorted(dag.user_defined_macros or {}),
-            "on_success": target(dag.on_success_callback), "on_failure": target(dag.on_failure_callback),
-            "tasks": [{"task_id": t.task_id, "type": type(t).__name__, "upstream": sorted(t.upstream_task_ids),
-                       **{a: repr(getattr(t, a)) for a in attrs if hasattr(t, a)}} for t in dag.tasks],
-        })
-    return out
+
+def callback_identity(cb: Any) -> Any:
+    """A DAG callback as (topic ARN or None, project, env, status): esteira's RunNotifier, or the
+    hand-written file's functools.partial(notify, arn, project, env, status)."""
+    if cb is None:
+        return None
+    if isinstance(cb, list):
+        return [callback_identity(c) for c in cb]
+    if isinstance(cb, functools.partial):
+        return list(cb.args)
+    return [getattr(cb, "topic_arn", "?"), getattr(cb, "project", "?"), getattr(cb, "env", "?"),
+            getattr(cb, "status", "?")]
+
+
+def _strip_where(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_where(v) for k, v in value.items() if k not in WHERE_KEYS}
+    if isinstance(value, list):
+        return [_strip_where(v) for v in value]
+    return value
+
+
+def fingerprint(dag: Any, serialized: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything that makes two DAGs the same DAG: what Airflow serializes for the scheduler, and
+    the attributes it does not (operator and timetable classes and fields, callbacks, macros)."""
+    tt = dag.timetable
+    return {
+        "dag_id": dag.dag_id, "description": dag.description, "doc_md": dag.doc_md,
+        "timetable": {"class": _qualname(tt), "cron": getattr(tt, "cron", None),
+                      "expression": getattr(tt, "expression", None),
+                      "timezone": str(getattr(tt, "timezone", "")), "scheduled": getattr(tt, "scheduled", None),
+                      "serialized": tt.serialize(), "summary": tt.summary, "description": tt.description,
+                      "can_be_scheduled": tt.can_be_scheduled, "periodic": tt.periodic},
+        "start_date": dag.start_date.isoformat(), "start_tz": str(dag.start_date.tzinfo),
+        "catchup": dag.catchup, "dagrun_timeout": str(dag.dagrun_timeout), "tags": sorted(dag.tags),
+        "owner_links": dag.owner_links, "default_args": {k: str(v) for k, v in dag.default_args.items()},
+        "paused": dag.is_paused_upon_creation, "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks, "macros": sorted(dag.user_defined_macros or {}),
+        "on_success": callback_identity(dag.on_success_callback),
+        "on_failure": callback_identity(dag.on_failure_callback),
+        "tasks": [{"task_id": t.task_id, "class": _qualname(t), "upstream": sorted(t.upstream_task_ids),
+                   **{a: repr(getattr(t, a)) for a in TASK_ATTRS if hasattr(t, a)}} for t in dag.tasks],
+        "serialized": _strip_where(serialized) if serialized is not None else None,
+    }
+
+
+def first_difference(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> str:
+    for x, y in zip(left, right, strict=False):
+        if x != y:
+            keys = sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k))
+            detail: dict[str, Any] = {k: (x.get(k), y.get(k)) for k in keys if k not in ("tasks", "serialized")}
+            if "tasks" in keys:
+                for tx, ty in zip(x["tasks"], y["tasks"], strict=False):
+                    if tx != ty:
+                        detail["task " + tx["task_id"]] = {k: (tx.get(k), ty.get(k)) for k in tx.keys() | ty.keys()
+                                                           if tx.get(k) != ty.get(k)}
+                        break
+            if "serialized" in keys and "tasks" not in keys:
+                detail["serialized"] = _dict_difference(x["serialized"], y["serialized"])
+            return f"DAG {x['dag_id']}: " + json.dumps(detail, indent=1, default=str)[:4000]
+    return f"{len(left)} DAGs against {len(right)}"
+
+
+def _dict_difference(a: Any, b: Any, path: str = "") -> Any:
+    """The first path where two serialized DAGs differ, and the two values there."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(a.keys() | b.keys()):
+            if a.get(k) != b.get(k):
+                return _dict_difference(a.get(k), b.get(k), f"{path}/{k}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (p, q) in enumerate(zip(a, b, strict=True)):
+            if p != q:
+                return _dict_difference(p, q, f"{path}[{i}]")
+    return {path or "/": (a, b)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker: a fresh "DAG processor manager" that forks one parse child per DAG file.
+# ---------------------------------------------------------------------------------------------
 
 
 def _rss_mb() -> float:
@@ -436,56 +677,116 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(folder: str, expect: int, fingerprint_file: str | None, profile: bool) -> None:
-    """Times one parse the way Airflow 3.3's DAG processor does it; prints one JSON line."""
-    import importlib
+def parse_child(path: str, folder: str, opts: argparse.Namespace) -> dict[str, Any]:
+    """In the forked child: what Airflow 3.3's processor child does with one file
+    (processor._parse_file: the stability check, BundleDagBag, _serialize_dags)."""
+    from airflow.dag_processing import processor
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    marks = [(time.perf_counter(), time.process_time())]
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"  # as processor._parse_file_entrypoint does
+    import structlog
 
-    def mark() -> None:
-        marks.append((time.perf_counter(), time.process_time()))
-
-    # What the DAG processor manager has loaded before it forks a parse child (pydantic, yaml,
-    # pendulum, croniter, airflow.sdk come with it; the amazon provider's operators do not).
-    import airflow.dag_processing.manager
-    import airflow.dag_processing.processor  # noqa: F401
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils.file import iter_airflow_imports
-
-    mark()
-    files = sorted(str(p) for p in Path(folder).glob("*.py"))
-    modules = {m for f in files for m in iter_airflow_imports(f)}  # the manager does this before each parse
-    mark()
-    for module in sorted(modules):  # ... and imports them once; parse children are forked from it
-        importlib.import_module(module)
-    mark()
-    rss_before = _rss_mb()
-    profiler = cProfile.Profile(time.process_time) if profile else None
+    log = structlog.get_logger(logger_name="task")
+    marks = [(time.process_time(), time.perf_counter())]
+    processor.check_dag_file_stability(path)
+    marks.append((time.process_time(), time.perf_counter()))
+    rss = _rss_mb()
+    profiler = cProfile.Profile(time.process_time) if opts.profile_file else None
     print(IMPORTTIME_MARK, file=sys.stderr, flush=True)  # -X importtime lines after this are the parse's
     if profiler:
         profiler.enable()
-    bag = DagBag(dag_folder=folder)
+    bag = BundleDagBag(dag_folder=path, bundle_path=Path(folder), bundle_name="dags-folder", load_op_links=False)
     if profiler:
         profiler.disable()
-    mark()
-    rss_after = _rss_mb()
-    if bag.import_errors or len(bag.dags) != expect:
-        raise SystemExit(f"{folder}: {len(bag.dags)} DAGs of {expect}; import errors: {bag.import_errors}")
-    warm = DagBag(dag_folder=folder)
-    mark()
-    assert len(warm.dags) == expect
-    phases = ("airflow", "scan", "pre", "parse", "warm")
-    result: dict[str, Any] = {
-        clock: {ph: marks[i + 1][c] - marks[i][c] for i, ph in enumerate(phases)}
-        for c, clock in enumerate(("wall", "cpu"))}
-    result["parse_mb"] = rss_after - rss_before
-    if fingerprint_file:
-        text = json.dumps(fingerprint(bag.dags), sort_keys=True, default=str)
-        Path(fingerprint_file).write_text(text)
-        result["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()
+    marks.append((time.process_time(), time.perf_counter()))
+    parse_mb = _rss_mb() - rss
+    serialized, errors = processor._serialize_dags(bag, log)
+    marks.append((time.process_time(), time.perf_counter()))
+    phases = ("check", "parse", "ser")
+    out: dict[str, Any] = {
+        "file": Path(path).name, "dags": len(bag.dags), "errors": {**bag.import_errors, **errors},
+        "cpu": {ph: marks[i + 1][0] - marks[i][0] for i, ph in enumerate(phases)},
+        "wall": {ph: marks[i + 1][1] - marks[i][1] for i, ph in enumerate(phases)}, "mb": parse_mb}
+    if opts.fingerprint:
+        data = {s.dag_id: s.data for s in serialized}
+        prints = [fingerprint(dag, data.get(dag_id)) for dag_id, dag in sorted(bag.dags.items())]
+        (Path(opts.fingerprint) / f"{Path(path).name}.json").write_text(json.dumps(prints, default=str))
     if profiler:
-        result["profile"] = profile_report(profiler) + "\n" + stage_times()
-    print(json.dumps(result))
+        out["profile"] = profile_report(profiler) + "\n" + stage_times(opts.stage_sample)
+    return out
+
+
+def fork_parse(path: str, folder: str, opts: argparse.Namespace) -> dict[str, Any]:
+    """Fork one child for one file (as the processor's WatchedSubprocess does); its figures come
+    back over a pipe, its whole CPU from os.wait4."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    before = time.process_time()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read)
+        code = 0
+        try:
+            out = parse_child(path, folder, opts)
+        except BaseException:  # said to the parent, which stops the run
+            out, code = {"file": Path(path).name, "crash": traceback.format_exc()}, 1
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(json.dumps(out, default=str).encode())
+        sys.stderr.flush()
+        os._exit(code)
+    fork_cpu = time.process_time() - before
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status, usage = os.wait4(pid, 0)
+    out = json.loads(data) if data else {"file": Path(path).name, "crash": f"child died, wait status {status}"}
+    out["child"] = usage.ru_utime + usage.ru_stime
+    out["fork"] = fork_cpu
+    return out
+
+
+def worker(opts: argparse.Namespace) -> None:
+    """One parse of every DAG file of a folder, as the DAG processor does it; prints one JSON line."""
+    import importlib
+
+    started = time.process_time()
+    # What the DAG processor manager has loaded before it starts a parse (pydantic, yaml, pendulum,
+    # croniter, airflow.sdk come with it; the amazon provider's operators and esteira do not).
+    import airflow.dag_processing.manager
+    import airflow.dag_processing.processor  # noqa: F401
+    from airflow.utils.file import iter_airflow_imports, list_py_file_paths
+
+    manager = time.process_time() - started
+    folder = opts.worker
+    files = []
+    for path in sorted(list_py_file_paths(folder)):
+        before = time.process_time()
+        modules = list(iter_airflow_imports(path))  # before EVERY parse of the file
+        scanned = time.process_time()
+        for module in modules:  # processor._pre_import_airflow_modules
+            try:
+                importlib.import_module(module)
+            except Exception:  # the processor logs it and forks anyway
+                pass
+        pre = time.process_time() - scanned
+        if opts.profile_file and Path(path).name != opts.profile_file:
+            continue
+        result = fork_parse(path, folder, opts)
+        result.update(scan=scanned - before, pre=pre)
+        files.append(result)
+    crashed = [f for f in files if "crash" in f]
+    errors = {k: v for f in files for k, v in f.get("errors", {}).items()}
+    dags = sum(f.get("dags", 0) for f in files)
+    if crashed or errors or (not opts.profile_file and dags != opts.expect):
+        detail = crashed[0]["crash"] if crashed else json.dumps(errors, indent=1)[:4000]
+        raise SystemExit(f"{folder}: {dags} DAGs of {opts.expect} in {len(files)} file(s):\n{detail}")
+    print(json.dumps({"manager": manager, "files": files}))
+
+
+# ---------------------------------------------------------------------------------------------
+# --profile: where the slowest factory file's parse goes.
+# ---------------------------------------------------------------------------------------------
 
 
 def profile_report(profiler: cProfile.Profile) -> str:
@@ -497,7 +798,7 @@ def profile_report(profiler: cProfile.Profile) -> str:
     def cum(pred: Any) -> float:
         return max((v[3] for k, v in rows.items() if pred(k)), default=0.0)
 
-    lines = [f"factory parse under cProfile: {total:.2f} cpu s (profiling adds overhead; read the shares)"]
+    lines = [f"factory file parse under cProfile: {total:.2f} cpu s (profiling adds overhead; read the shares)"]
     imports = cum(lambda k: k[2] == "_find_and_load")
     lines.append(f"  {'imports of modules the child does not have yet (see the import tree)':<66} {imports:7.2f} "
                  f"{100 * imports / total:5.1f}%")
@@ -515,37 +816,43 @@ def profile_report(profiler: cProfile.Profile) -> str:
     return "\n".join(lines)
 
 
-def stage_times(rounds: int = 3) -> str:
-    """The factory's stages timed without a profiler (CPU s, best of `rounds`, modules already loaded)."""
-    from esteira.airflow.dag_builder import build_dag
-    from esteira.discovery import discover, project_files
-    from esteira.environments import load_environments
-    from esteira.plan import Target, build_plan
-    from esteira.settings import Settings
-    from esteira.yaml_source import load_yaml
+def stage_times(sample: str | None, rounds: int = 3) -> str:
+    """The factory's stages timed without a profiler (CPU s, best of `rounds`, modules already
+    loaded), over a sample of the projects (ms per project is what to read)."""
+    if not sample:
+        return ""
+    try:
+        from esteira.airflow.dag_builder import build_dag
+        from esteira.discovery import discover, project_files
+        from esteira.environments import load_environments
+        from esteira.plan import Target, build_plan
+        from esteira.settings import Settings
+        from esteira.yaml_source import load_yaml
 
-    settings = Settings.from_environ()
-    best: dict[str, float] = {}
+        settings = Settings.from_environ({**os.environ, "ESTEIRA_PROJECTS_DIR": sample})
+        best: dict[str, float] = {}
 
-    def timed(name: str, fn: Any) -> Any:
-        start = time.process_time()
-        out = fn()
-        best[name] = min(best.get(name, float("inf")), time.process_time() - start)
-        return out
+        def timed(name: str, fn: Any) -> Any:
+            start = time.process_time()
+            out = fn()
+            best[name] = min(best.get(name, float("inf")), time.process_time() - start)
+            return out
 
-    for _ in range(rounds):
-        timed("esteira.yaml_source.load_yaml (PyYAML C parser + line-tracking conversion)",
-              lambda: [load_yaml(f) for f in project_files(settings.projects_dir)])
-        projects = timed("esteira.discovery.discover (= load_yaml + pydantic model + config checks)",
-                         lambda: discover(settings.projects_dir))
-        envs = load_environments(settings.environments_file)
-        target = Target.local(envs) if settings.backend == "local" else Target.aws_env(envs, settings.env)
-        specs = timed("esteira.plan.build_plan (every project)",
-                      lambda projects=projects, target=target: [build_plan(p, target) for p in projects])
-        timed("esteira.airflow.dag_builder.build_dag (DAG + operators: Airflow's own cost, mostly)",
-              lambda specs=specs: [build_dag(spec) for spec in specs])
+        for _ in range(rounds):
+            timed("esteira.yaml_source.load_yaml (PyYAML C parser + line-tracking conversion)",
+                  lambda: [load_yaml(f) for f in project_files(settings.projects_dir)])
+            projects = timed("esteira.discovery.discover (= load_yaml + pydantic model + config checks)",
+                             lambda: discover(settings.projects_dir))
+            envs = load_environments(settings.environments_file)
+            target = Target.local(envs) if settings.backend == "local" else Target.aws_env(envs, settings.env)
+            plans = timed("esteira.plan.build_plan (every project)",
+                          lambda projects=projects, target=target: [build_plan(p, target) for p in projects])
+            timed("esteira.airflow.dag_builder.build_dag (DAG + operators: Airflow's own cost, mostly)",
+                  lambda plans=plans: [build_dag(plan) for plan in plans])
+    except Exception as exc:  # the factory's insides change; the profile above stands
+        return f"  (factory stages not timed: {type(exc).__name__}: {exc})"
     n = len(projects)
-    lines = [f"  factory stages without a profiler (cpu s, best of {rounds}; {n} projects):"]
+    lines = [f"  factory stages without a profiler, no cache (cpu s, best of {rounds}; a sample of {n} projects):"]
     lines += [f"    {name:<84} {sec:6.3f} {1000 * sec / n:6.2f} ms/proj" for name, sec in best.items()]
     return "\n".join(lines)
 
@@ -564,7 +871,7 @@ def import_tree(stderr: str, share: float = 0.05, levels: int = 4) -> str:
         return "  (no imports during the parse)"
     depth = min(len(n) - len(n.lstrip()) for _, _, n in rows)
     total = sum(c for _, c, n in rows if len(n) - len(n.lstrip()) == depth)
-    out = [f"  imports during the factory's parse (-X importtime, wall): {total / 1e6:.2f} s in total; "
+    out = [f"  imports during that file's parse (-X importtime, wall): {total / 1e6:.2f} s in total; "
            f"modules >= {share:.0%}, {levels} levels, nested as imported (cum s, own s)"]
     for own_us, cum_us, name in reversed(rows):  # importtime prints a module after its children
         if cum_us >= share * total and (len(name) - len(name.lstrip()) - depth) // 2 < levels:
@@ -577,116 +884,147 @@ def import_tree(stderr: str, share: float = 0.05, levels: int = 4) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_worker(case: Case, variant: str, root: Path, *, fingerprint_file: Path | None = None,
-               profile: bool = False, importtime: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Pass:
+    """One parse of every file of a folder by one manager."""
+
+    manager: float  # the manager's own imports (once per processor, not per parse)
+    files: list[dict[str, Any]]
+
+    def sum(self, phase: str, clock: str = "cpu") -> float:
+        return sum(f[clock][phase] for f in self.files)
+
+    @property
+    def parse(self) -> float:
+        return self.sum("parse")
+
+    @property
+    def slowest(self) -> dict[str, Any]:
+        return max(self.files, key=lambda f: f["cpu"]["parse"])
+
+    @property
+    def cycle(self) -> float:
+        return sum(f["scan"] + f["child"] for f in self.files)
+
+
+def run_worker(case: Case, variant: str, *, cache: Path | None = None, fingerprint_dir: Path | None = None,
+               profile_file: str | None = None, stage_sample: Path | None = None,
+               importtime: bool = False) -> tuple[Pass, str]:
     folder = case.factory if variant == "factory" else case.hand
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESTEIRA_", "AIRFLOW"))}
-    env.update({
-        "AIRFLOW_HOME": str(root / "airflow_home"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "3600",  # measure past the default 30 s; flagged below
-        "ESTEIRA_PROJECTS_DIR": str(case.projects),
-        "ESTEIRA_BACKEND": case.backend,
-        "ESTEIRA_ENV": ENV,
-    })
     argv = [sys.executable, *(["-X", "importtime"] if importtime else []), __file__,
             "--worker", str(folder), "--expect", str(case.size)]
-    if fingerprint_file:
-        argv += ["--fingerprint", str(fingerprint_file)]
-    if profile:
-        argv.append("--profile-worker")
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if fingerprint_dir:
+        argv += ["--fingerprint", str(fingerprint_dir)]
+    if profile_file:
+        argv += ["--profile-file", profile_file]
+    if stage_sample:
+        argv += ["--stage-sample", str(stage_sample)]
+    proc = subprocess.run(argv, env=case.env(variant, cache), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"worker failed ({variant}, {case.backend}, N={case.size}):\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["stderr"] = proc.stderr if importtime else ""
-    return result
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Pass(result["manager"], result["files"]), proc.stderr
 
 
-def first_difference(a: Path, b: Path) -> str:
-    left, right = json.loads(a.read_text()), json.loads(b.read_text())
-    for x, y in zip(left, right, strict=False):
-        if x != y:
-            keys = sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k))
-            detail = {k: (x.get(k), y.get(k)) for k in keys if k != "tasks"}
-            if "tasks" in keys:
-                for tx, ty in zip(x["tasks"], y["tasks"], strict=False):
-                    if tx != ty:
-                        detail["task " + tx["task_id"]] = {k: (tx.get(k), ty.get(k)) for k in tx.keys() | ty.keys()
-                                                           if tx.get(k) != ty.get(k)}
-                        break
-            return f"DAG {x['dag_id']}: " + json.dumps(detail, indent=1, default=str)[:3000]
-    return f"{len(left)} DAGs against {len(right)}"
+def read_fingerprints(folder: Path) -> list[dict[str, Any]]:
+    prints = [p for f in sorted(folder.glob("*.json")) for p in json.loads(f.read_text())]
+    return sorted(prints, key=lambda p: p["dag_id"])
 
 
-Runs = dict[str, list[dict[str, Any]]]  # variant ("factory", "hand") -> one result per fresh process
+@dataclass
+class Result:
+    case: Case
+    runs: dict[str, list[Pass]]  # "factory", "hand": one Pass per timed repeat
+    cold: Pass | None  # the factory with an empty cache, once; None: it wrote no cache
+    cache: Path
+
+    def median(self, variant: str, fn: Any) -> float:
+        return statistics.median(fn(p) for p in self.runs[variant])
+
+    def median_pass(self, variant: str) -> Pass:
+        """The repeat whose folder parse is the median one (for the per-file figures)."""
+        runs = sorted(self.runs[variant], key=lambda p: p.parse)
+        return runs[(len(runs) - 1) // 2]
+
+    def ratio(self) -> float:
+        return self.median("factory", lambda p: p.parse) / self.median("hand", lambda p: p.parse)
 
 
-def median(runs: list[dict[str, Any]], phase: str, clock: str) -> float:
-    return statistics.median(r[clock][phase] for r in runs)
-
-
-def measure(case: Case, repeat: int, root: Path, check: bool) -> Runs:
-    fps = {v: root / f"fp_{v}_{case.backend}_{case.size}.json" for v in ("factory", "hand")}
-    warmup = {v: run_worker(case, v, root, fingerprint_file=fps[v] if check else None) for v in fps}
-    if check and warmup["factory"]["fingerprint"] != warmup["hand"]["fingerprint"]:
-        raise SystemExit(f"the hand-written DAGs differ from the factory's ({case.backend}, N={case.size}); "
-                         f"the comparison would be unfair:\n{first_difference(fps['factory'], fps['hand'])}")
-    runs: Runs = {"factory": [], "hand": []}
+def measure(case: Case, repeat: int, check: bool) -> Result:
+    cache = Path(tempfile.mkdtemp(prefix="cache_", dir=case.root))
+    fps = {v: case.root / f"fp_{v}_{case.backend}_{case.size}" for v in ("factory", "hand")}
+    for variant, folder in fps.items():  # untimed: .pyc files, the factory's cache, the fingerprints
+        folder.mkdir()
+        run_worker(case, variant, cache=cache if variant == "factory" else None,
+                   fingerprint_dir=folder if check else None)
+    if check:
+        left, right = read_fingerprints(fps["factory"]), read_fingerprints(fps["hand"])
+        if left != right:
+            raise SystemExit(f"the hand-written DAGs differ from the factory's ({case.backend}, N={case.size}); "
+                             f"the comparison would be unfair:\n{first_difference(left, right)}")
+    cold = None
+    if any(cache.iterdir()):  # the factory has a cache: what the first parse after a change costs
+        cold, _ = run_worker(case, "factory", cache=Path(tempfile.mkdtemp(prefix="cold_", dir=case.root)))
+    runs: dict[str, list[Pass]] = {"factory": [], "hand": []}
     for _ in range(repeat):
         for variant in ("factory", "hand"):  # interleaved, so drift hits both alike
-            runs[variant].append(run_worker(case, variant, root))
-    return runs
+            runs[variant].append(run_worker(case, variant, cache=cache if variant == "factory" else None)[0])
+    return Result(case, runs, cold, cache)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], metavar="N",
-                    help="numbers of generated projects (default: 10 100 1000)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[200, 5000], metavar="N",
+                    help="numbers of generated projects (default: 200 5000, the issue's)")
     ap.add_argument("--repeat", type=int, default=3,
-                    help="timed fresh-process parses per size and variant; the median is shown (default 3)")
+                    help="timed parses of each folder per size; the median is shown (default 3)")
+    ap.add_argument("--large-repeat", type=int, default=1, metavar="R",
+                    help=f"at most R timed parses per folder for sizes >= {LARGE} (default 1; each is long)")
     ap.add_argument("--backend", nargs="+", choices=("ecs", "local"), default=["ecs"],
                     help="ESTEIRA_BACKEND(s) to measure (default: ecs, the one MWAA runs)")
     ap.add_argument("--hand-layout", choices=("single", "per-dag"), default="single",
-                    help="hand-written DAGs in one file (default: no per-file cost in the child) or one file each")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="cpu: the process's CPU time (default; steady when other work shares the machine), "
-                         "wall: elapsed time")
+                    help="hand-written DAGs in one file (default: the issue's baseline) or one file each "
+                         "(slow to run at large N: one child per DAG)")
     ap.add_argument("--profile", action="store_true",
-                    help="profile the factory's parse at the largest size even if it is not slow")
+                    help="profile the slowest factory file at the largest size even if it is not slow")
     ap.add_argument("--no-check", action="store_true",
                     help="skip proving that the hand-written DAGs equal the factory's")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (projects, DAG folders) and print it")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--expect", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--fingerprint", help=argparse.SUPPRESS)
-    ap.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--profile-file", help=argparse.SUPPRESS)
+    ap.add_argument("--stage-sample", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.expect, args.fingerprint, args.profile_worker)
+        worker(args)
         return
-    if args.repeat < 1 or any(n < 1 for n in args.sizes):
-        ap.error("--repeat and --sizes must be at least 1")
+    if args.repeat < 1 or args.large_repeat < 1 or any(n < 1 for n in args.sizes):
+        ap.error("--repeat, --large-repeat and --sizes must be at least 1")
 
     root = Path(tempfile.mkdtemp(prefix="esteira-bench-"))
     started = time.perf_counter()
     try:
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-              f"{args.clock} seconds, median of {args.repeat} fresh processes; hand layout={args.hand_layout}, "
-              f"ESTEIRA_ENV={ENV}", flush=True)
-        print("seconds = one parse of the DAG folder by a DAG-processor child (DagBag, airflow.* imports of the "
-              "file pre-imported)", flush=True)
+        version = subprocess.run([sys.executable, "-c", "import airflow; print(airflow.__version__)"],
+                                 env=child_env({"AIRFLOW_HOME": str(root / "airflow_home")}), capture_output=True,
+                                 text=True, check=False).stdout.strip() or "?"
+        print(f"python {sys.version.split()[0]}, Airflow {version}, {os.cpu_count()} CPUs, "
+              f"load {os.getloadavg()[0]:.1f}; CPU seconds; ESTEIRA_ENV={ENV}; "
+              f"repeats: {args.repeat} (N < {LARGE}), {min(args.repeat, args.large_repeat)} (N >= {LARGE}), "
+              "median shown", flush=True)
+        print(f"factory: {'esteira dag-files' if dag_files_command() else 'dags/esteira_dags.py (one file)'}; "
+              f"hand-written: {'one file' if args.hand_layout == 'single' else 'one file per DAG'}", flush=True)
         results = []
         for backend in args.backend:
             for size in sorted(args.sizes):
-                case = make_case(root, backend, size, args.hand_layout)
-                runs = measure(case, args.repeat, root, not args.no_check)
-                results.append((case, runs))
-                report_row(case, runs, args.clock, header=len(results) == 1)
+                case, made = make_case(root, backend, size, args.hand_layout)
+                print(made, flush=True)
+                repeat = args.repeat if size < LARGE else min(args.repeat, args.large_repeat)
+                results.append(measure(case, repeat, not args.no_check))
+                report_case(results[-1], header=len(results) == 1)
         print()
-        report_breakdown(results, args.clock)
+        report_breakdown(results)
+        report_verdict(results)
         report_profile(results, args, root)
         checked = "" if args.no_check else "; the hand-written DAGs were checked equal to the factory's"
         print(f"\n(total {time.perf_counter() - started:.0f} s wall{checked})")
@@ -697,49 +1035,103 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def report_row(case: Case, runs: Runs, clock: str, header: bool) -> None:
+def report_case(res: Result, header: bool) -> None:
     if header:
-        print(f"{'backend':<7} {'N':>5} {'factory s':>10} {'hand s':>8} {'ratio':>6} "
-              f"{'factory ms/proj':>15} {'hand ms/proj':>12} {'warm ratio':>10}")
-    f, h = median(runs["factory"], "parse", clock), median(runs["hand"], "parse", clock)
-    fw, hw = median(runs["factory"], "warm", clock), median(runs["hand"], "warm", clock)
-    wall = median(runs["factory"], "parse", "wall")
-    flag = f"  factory wall {wall:.1f} s > dagbag_import_timeout (30 s)" if wall > AIRFLOW_IMPORT_TIMEOUT else ""
-    print(f"{case.backend:<7} {case.size:>5} {f:>10.3f} {h:>8.3f} {f / h:>6.2f} "
-          f"{1000 * f / case.size:>15.2f} {1000 * h / case.size:>12.2f} {fw / hw:>10.2f}{flag}", flush=True)
+        print("parse = CPU s of one parse of the folder (each file's BundleDagBag, in its own forked child: the "
+              "issue's measure); slowest = the slowest file's parse, CPU / wall; cycle = the manager's scans + "
+              "the children's whole CPU")
+        print(f"{'backend':<7} {'N':>5} {'variant':<13} {'files':>5} {'parse':>8} {'ms/proj':>8} "
+              f"{'slowest file (cpu / wall s)':>38} {'cycle':>8}")
+    case = res.case
+    rows = [(f"factory{' warm' if res.cold else ''}", res.runs["factory"])]
+    if res.cold:
+        rows.append(("factory cold", [res.cold]))
+    rows.append(("hand", res.runs["hand"]))
+    for label, runs in rows:
+        parse = statistics.median(p.parse for p in runs)
+        slow = [p.slowest for p in runs]
+        cpu = statistics.median(s["cpu"]["parse"] for s in slow)
+        wall = statistics.median(s["wall"]["parse"] for s in slow)
+        name = max(slow, key=lambda s: s["cpu"]["parse"])["file"]
+        cycle = statistics.median(p.cycle for p in runs)
+        flag = f"  wall > dagbag_import_timeout ({AIRFLOW_IMPORT_TIMEOUT:.0f} s)" if wall > AIRFLOW_IMPORT_TIMEOUT else ""
+        print(f"{case.backend:<7} {case.size:>5} {label:<13} {len(runs[0].files):>5} {parse:>8.2f} "
+              f"{1000 * parse / case.size:>8.2f} {name[-22:]:>22} {cpu:>7.2f} / {wall:>5.2f} {cycle:>8.2f}{flag}")
+    cycle_ratio = (res.median("factory", lambda p: p.cycle) / res.median("hand", lambda p: p.cycle))
+    print(f"{'':<14}ratio factory/hand: parse {res.ratio():.2f}, cycle {cycle_ratio:.2f}"
+          f"{'   (cold: one parse after a config change, not the steady state)' if res.cold else ''}", flush=True)
 
 
-def report_breakdown(results: list[tuple[Case, Runs]], clock: str) -> None:
-    print(f"breakdown ({clock} s, medians):\n"
-          "  airflow  the DAG processor's own imports (paid once per processor, not per parse)\n"
-          "  scan     the manager reads the file's airflow.* imports (ast) before EVERY parse of it\n"
-          "  pre      ...and imports them, once; children inherit them\n"
-          "  parse    DagBag in the child = the 'seconds' above (imports esteira & co. + runs the DAG file)\n"
-          "  warm     a second DagBag in the same process: the DAG file's code alone\n"
-          "  +MB      resident memory the parse added (modules + DAGs)")
-    print(f"{'backend':<7} {'N':>5} {'variant':<8} {'airflow':>8} {'scan':>7} {'pre':>7} {'parse':>8} "
-          f"{'warm':>8} {'warm ms/proj':>12} {'+MB':>6}")
-    for case, runs in results:
-        for variant in ("factory", "hand"):
-            r = runs[variant]
-            print(f"{case.backend:<7} {case.size:>5} {variant:<8} {median(r, 'airflow', clock):>8.3f} "
-                  f"{median(r, 'scan', clock):>7.3f} {median(r, 'pre', clock):>7.3f} "
-                  f"{median(r, 'parse', clock):>8.3f} {median(r, 'warm', clock):>8.3f} "
-                  f"{1000 * median(r, 'warm', clock) / case.size:>12.2f} "
-                  f"{statistics.median(x['parse_mb'] for x in r):>6.0f}")
+def report_breakdown(results: list[Result]) -> None:
+    print("breakdown (CPU s, medians; sums over the folder's files):\n"
+          "  manager  the processor's own imports, once per processor (not per parse)\n"
+          "  scan     the manager's ast read of each file's airflow.* imports, before EVERY parse\n"
+          "  pre      the manager's import of those modules (once; the children inherit them)\n"
+          "  check    the child's dag_version_inflation check (an ast walk of the file)\n"
+          "  parse    the child's BundleDagBag: imports (esteira & co.) + running the DAG file\n"
+          "  ser      the child's serialization of the DAGs for the scheduler\n"
+          "  child    the children's whole CPU (wait4): fork, check, parse, ser, exit\n"
+          "  +MB      resident memory the largest file's parse added (modules + DAGs)")
+    print(f"{'backend':<7} {'N':>5} {'variant':<13} {'manager':>8} {'scan':>7} {'pre':>7} {'check':>7} {'parse':>8} "
+          f"{'ser':>7} {'child':>8} {'+MB':>6}")
+    for res in results:
+        rows = [(f"factory{' warm' if res.cold else ''}", res.runs["factory"])]
+        if res.cold:
+            rows.append(("factory cold", [res.cold]))
+        rows.append(("hand", res.runs["hand"]))
+        for label, runs in rows:
+            def med(fn: Any, runs: list[Pass] = runs) -> float:
+                return statistics.median(fn(p) for p in runs)
+            print(f"{res.case.backend:<7} {res.case.size:>5} {label:<13} {med(lambda p: p.manager):>8.2f} "
+                  f"{med(lambda p: sum(f['scan'] for f in p.files)):>7.3f} "
+                  f"{med(lambda p: sum(f['pre'] for f in p.files)):>7.2f} {med(lambda p: p.sum('check')):>7.2f} "
+                  f"{med(lambda p: p.parse):>8.2f} {med(lambda p: p.sum('ser')):>7.2f} "
+                  f"{med(lambda p: sum(f['child'] for f in p.files)):>8.2f} "
+                  f"{med(lambda p: max(f['mb'] for f in p.files)):>6.0f}")
 
 
-def report_profile(results: list[tuple[Case, Runs]], args: argparse.Namespace, root: Path) -> None:
-    """Profile the factory at the largest size when it is too slow (or when asked)."""
+def report_verdict(results: list[Result]) -> None:
+    print(f"\nissue 15 (this run; parse CPU; factory steady state, warm cache): factory <= {RATIO_BOUND}x hand at "
+          f"200 and 5000 projects, no DAG file's parse above {FILE_BOUND:g} s")
+    for res in results:
+        case = res.case
+        f, h = res.median("factory", lambda p: p.parse), res.median("hand", lambda p: p.parse)
+        ok = res.ratio() <= RATIO_BOUND
+        print(f"  {'PASS' if ok else 'FAIL'}  {case.backend} N={case.size}: factory {f:.2f} s = {res.ratio():.2f}x "
+              f"hand {h:.2f} s (bound {RATIO_BOUND}x)")
+        slow = res.median_pass("factory").slowest
+        cpu = res.median("factory", lambda p: p.slowest["cpu"]["parse"])
+        ok = cpu <= FILE_BOUND
+        print(f"  {'PASS' if ok else 'FAIL'}  {case.backend} N={case.size}: slowest factory file {slow['file']} "
+              f"{cpu:.2f} s CPU ({slow['wall']['parse']:.2f} s wall) of {len(res.runs['factory'][0].files)} "
+              f"file(s) (bound {FILE_BOUND:g} s; hand's one file: "
+              f"{res.median('hand', lambda p: p.slowest['cpu']['parse']):.2f} s)")
+    missing = sorted({200, 5000} - {r.case.size for r in results})
+    if missing:
+        print(f"  (not measured in this run: N={', '.join(map(str, missing))}; the verdict needs both sizes)")
+
+
+def report_profile(results: list[Result], args: argparse.Namespace, root: Path) -> None:
+    """Profile the slowest factory file at the largest size when it is too slow (or when asked)."""
     for backend in args.backend:
-        case, runs = max(((c, r) for c, r in results if c.backend == backend), key=lambda cr: cr[0].size)
-        ratio = median(runs["factory"], "parse", args.clock) / median(runs["hand"], "parse", args.clock)
+        res = max((r for r in results if r.case.backend == backend), key=lambda r: r.case.size)
+        ratio = res.ratio()
         if not args.profile and ratio <= SLOW_RATIO:
             continue
+        case = res.case
+        slow = res.median_pass("factory").slowest["file"]
+        sample = root / f"sample_{case.size}"
+        if not sample.exists():
+            sample.mkdir()
+            (sample / "environments.yaml").symlink_to(case.projects / "environments.yaml")
+            for i in range(min(case.size, 100)):
+                (sample / Spec(i).name).symlink_to(case.projects / Spec(i).name)
         why = "asked with --profile" if ratio <= SLOW_RATIO else f"factory {ratio:.2f}x the hand-written DAGs"
-        print(f"\nprofile ({backend}, N={case.size}; {why}):")
-        print(run_worker(case, "factory", root, profile=True)["profile"])
-        print(import_tree(run_worker(case, "factory", root, importtime=True)["stderr"]))
+        print(f"\nprofile ({backend}, N={case.size}, its slowest factory file {slow}; {why}):")
+        done, _ = run_worker(case, "factory", cache=res.cache, profile_file=slow, stage_sample=sample)
+        print(done.files[0]["profile"])
+        _, stderr = run_worker(case, "factory", cache=res.cache, profile_file=slow, importtime=True)
+        print(import_tree(stderr))
 
 
 if __name__ == "__main__":
