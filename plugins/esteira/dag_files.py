@@ -73,6 +73,17 @@ def files_needed(projects: int, per_file: int = PROJECTS_PER_FILE) -> int:
     return max(1, math.ceil(projects / per_file))
 
 
+def differences(dags_folder: Path, count: int) -> list[str]:
+    """What `sync` would change, one line each; empty when the folder is as it should be."""
+    wanted = file_names(count)
+    present = sorted(p.name for p in dags_folder.iterdir() if is_dag_file(p.name)) if dags_folder.is_dir() else []
+    out = [f"{name} is missing" for name in wanted if name not in present]
+    out += [f"{name} is not esteira's DAG file text" for name in wanted
+            if name in present and (dags_folder / name).read_text(encoding="utf-8") != DAG_FILE_TEXT]
+    out += [f"{name} is one file too many" for name in present if name not in wanted]
+    return out
+
+
 def sync(dags_folder: Path, count: int) -> tuple[list[Path], list[Path]]:
     """Make `dags_folder` hold exactly `count` esteira DAG files: (written, removed)."""
     dags_folder.mkdir(parents=True, exist_ok=True)
