@@ -1,6 +1,6 @@
-"""Airflow DAG file: one DAG per project under ESTEIRA_PROJECTS_DIR (default: the repo's projects/).
-
-Airflow's safe mode only parses files that mention both "airflow" and "dag"; this one does.
+"""Airflow DAG file written by esteira (`esteira dag-files`): the DAGs of the projects under
+ESTEIRA_PROJECTS_DIR that fall to this file. Every esteira_dags*.py beside it is identical;
+together they build every project once (esteira.dag_files).
 """
 
 # Airflow's DAG processor imports the `airflow.*` modules a DAG file names once, before it starts
@@ -9,6 +9,6 @@ Airflow's safe mode only parses files that mention both "airflow" and "dag"; thi
 import airflow.providers.amazon.aws.notifications.sns
 import airflow.providers.amazon.aws.operators.ecs  # noqa: F401
 
-from esteira.airflow.factory import build_all
+from esteira.airflow.factory import build_dag_file
 
-globals().update(build_all())
+globals().update(build_dag_file(__file__))

@@ -1,4 +1,5 @@
-"""`esteira validate | export | deploy | schema | mwaa-bundle` (or `python -m esteira ...`): one command line
+"""`esteira validate | export | deploy | schema | mwaa-bundle | dag-files | backfill | rerun`
+(or `python -m esteira ...`): one command line
 on one load + compile path.
 
 Both run where CI or a pre-commit hook does, with only the core installed.
@@ -12,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from esteira import mwaa
+from esteira import dag_files, mwaa
 from esteira.backfill import BackfillRun
 from esteira.compile import check_project, compile_aws
 from esteira.config import CONFIG_FILE, Project, load_project
@@ -27,7 +28,7 @@ EXIT_OK, EXIT_BAD = 0, 2
 _PROJECTS_HELP = "folder of <project>/config.yaml (default: ESTEIRA_PROJECTS_DIR, else the repo's projects/)"
 
 _BUNDLE_LAYOUT = (
-    ("<out>/dags/esteira_dags.py", "the DAG file (one DAG per project)"),
+    ("<out>/dags/esteira_dags*.py", "the DAG files (esteira dag-files: 200 projects a file)"),
     (f"<out>/dags/{mwaa.PROJECTS_FOLDER}/", "the projects folder with its environments.yaml; esteira"),
     ("", "finds it there on MWAA without ESTEIRA_PROJECTS_DIR"),
     ("<out>/dags/.airflowignore", f"keeps the DAG processor out of {mwaa.PROJECTS_FOLDER}/"),
@@ -155,6 +156,23 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
                        help="executions running at once (default: the config's schedule.max_active_runs, 1 "
                             "unless set: in order, so scores use the models earlier dates registered)")
     rerun.add_argument("--no-wait", action="store_true", help="return once the last one has started")
+    files = sub.add_parser(
+        "dag-files",
+        help="write the esteira DAG files Airflow parses, as many as the projects need",
+        description=f"Make DAGS_FOLDER hold ceil(projects / --per-file) identical esteira DAG files "
+                    f"({dag_files.DAG_FILE}, esteira_dags_001.py, ...). Airflow parses each file in its own "
+                    "process, in parallel, and kills a parse that outlives dagbag_import_timeout (30 s): "
+                    "each file builds only the projects whose folder name hashes to it, so no file's "
+                    "parse grows past --per-file projects (~0.6 s at 200). The files present always "
+                    "cover every project once; run this again when the number of projects grows.",
+        epilog="exit codes: 0 written or up to date; 1 --check found the folder differs; 2 bad usage.",
+    )
+    files.add_argument("--dags-folder", type=Path, metavar="DIR",
+                       help="Airflow's DAG folder (default: AIRFLOW__CORE__DAGS_FOLDER, else ./dags)")
+    files.add_argument("--projects-dir", type=Path, metavar="DIR", help=_PROJECTS_HELP)
+    files.add_argument("--per-file", type=int, default=dag_files.PROJECTS_PER_FILE, metavar="N",
+                       help=f"projects a DAG file holds at most on average (default {dag_files.PROJECTS_PER_FILE})")
+    files.add_argument("--check", action="store_true", help="change nothing; exit 1 when the folder differs")
     schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of config.yaml (editors validate and complete with it)",
@@ -211,9 +229,36 @@ def main(argv: list[str] | None = None) -> int:
         return _rerun(args, projects_dir, settings)
     if args.command == "mwaa-bundle":
         return _mwaa_bundle(args, projects_dir)
+    if args.command == "dag-files":
+        return _dag_files(args, projects_dir)
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
                                      else settings.environments_file)
     return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
+
+
+def _dag_files(args: argparse.Namespace, projects_dir: Path) -> int:
+    import os
+
+    from esteira.discovery import project_files
+
+    if args.per_file < 1:
+        print(f"{PROG} dag-files: error: --per-file must be at least 1, not {args.per_file}", file=sys.stderr)
+        return EXIT_BAD
+    folder = args.dags_folder or Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
+    projects = len(project_files(projects_dir))
+    count = dag_files.files_needed(projects, args.per_file)
+    if args.check:
+        wrong = dag_files.differences(folder, count)
+        for line in wrong:
+            print(f"{folder}: {line}", file=sys.stderr)
+        if wrong:
+            print(f"{folder}: not the {count} esteira DAG file(s) {projects} projects need; run "
+                  f"`{PROG} dag-files --dags-folder {folder}`", file=sys.stderr)
+        return 1 if wrong else EXIT_OK
+    written, removed = dag_files.sync(folder, count)
+    print(f"{folder}: {count} esteira DAG file(s) for {projects} project(s), at most {args.per_file} a file "
+          f"on average: {len(written)} written, {len(removed)} removed")
+    return EXIT_OK
 
 
 def _aws_plan(config: Path, env_file: Path, env: str) -> Plan | None:
@@ -439,7 +484,8 @@ def _mwaa_bundle(args: argparse.Namespace, projects_dir: Path) -> int:
         return 3  # could not write (I/O error)
     files = done.files
     dags = [name for name in files if name.startswith(f"{mwaa.DAGS}/")]
-    print(f"wrote {args.out / mwaa.DAGS}/ ({len(dags)} files: esteira_dags.py, .airflowignore, "
+    count = sum(dag_files.is_dag_file(name.removeprefix(f"{mwaa.DAGS}/")) for name in dags)
+    print(f"wrote {args.out / mwaa.DAGS}/ ({len(dags)} files: {count} esteira DAG file(s), .airflowignore, "
           f"{mwaa.PROJECTS_FOLDER}/)")
     for name in (mwaa.PLUGINS_ZIP, mwaa.REQUIREMENTS):
         print(f"wrote {args.out / name} ({len(files[name])} bytes)")

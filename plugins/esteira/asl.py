@@ -40,7 +40,8 @@ from esteira import notifications
 from esteira.ecs_failures import INFRA_ERROR, INFRASTRUCTURE_RULES, Field, Rule, infra_delay_seconds
 from esteira.errors import ConfigError, Problem
 from esteira.graph import Block, Par, Seq, structure
-from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, RunValue, StepPlan
+from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, StepPlan
+from esteira.run_values import RunValue
 
 MAX_DEFINITION_BYTES = 1_048_576  # Step Functions' definition size limit
 RUN_PATH = "$.esteira"

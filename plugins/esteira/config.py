@@ -80,10 +80,11 @@ def effective_dependencies(steps: tuple[Step, ...]) -> dict[str, tuple[str, ...]
     return deps
 
 
-def load_project(config_file: Path) -> Project:
-    """Parse, validate and cross-check one project; raises ConfigError listing every problem."""
+def load_project(config_file: Path, raw: bytes | None = None) -> Project:
+    """Parse, validate and cross-check one project (`raw`: the file's bytes, already read); raises
+    ConfigError listing every problem."""
     config_file = Path(config_file)
-    doc = load_yaml(config_file)
+    doc = load_yaml(config_file, raw)
     config = validate_document(ProjectConfig, doc)
     problems = _cross_check(config, doc)
     graph = None

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from esteira.config import CONFIG_FILE, Project, load_project
 from esteira.errors import ConfigError, Problem, unexpected_error
+
+if TYPE_CHECKING:
+    from esteira.config import Project
+
+# esteira.config's CONFIG_FILE; not imported from there, so that listing the projects (what every
+# DAG-file parse does before the compile cache answers) does not import the config model
+CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ def discover(projects_dir: Path) -> list[Project | LoadFailure]:
         return [LoadFailure(projects_dir.name, ConfigError(projects_dir, [
             Problem("projects folder not found; set ESTEIRA_PROJECTS_DIR to the folder that "
                     "holds <project>/config.yaml")]))]
+    from esteira.config import load_project  # the config model: only when a project is loaded
+
     out: list[Project | LoadFailure] = []
     for file in project_files(projects_dir):
         try:

@@ -23,6 +23,7 @@ application's. Written here because no library classifies ECS stops.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -118,5 +119,31 @@ def infra_delay_seconds(first_delay: int, attempt: int) -> float:
     return first_delay * INFRA_BACKOFF_RATE ** (attempt - 1)
 
 
-__all__ = ["APPLICATION", "INFRASTRUCTURE", "INFRASTRUCTURE_RULES", "INFRA_BACKOFF_RATE", "INFRA_ERROR", "TIMEOUT",
-           "Field", "Rule", "StoppedTask", "infra_delay_seconds"]
+# Per ECS task, on top of its timeout in Airflow's outer guard: RunTask, the last DescribeTasks,
+# StopTask and the log reader's last read (it sleeps up to awslogs_fetch_interval, 30 s, in provider 9.8.0).
+TASK_OVERHEAD_SECONDS = 60
+
+
+def try_timeout_seconds(task_timeout_seconds: int, infra_retries: int, infra_retry_delay_seconds: int) -> int:
+    """Airflow's execution_timeout for one try of esteira.airflow.ecs_operator: every ECS task it may
+    run at its full timeout, the waits between them, and TASK_OVERHEAD_SECONDS per task. Larger than
+    anything the operator does itself, so it fires only if the worker hangs (e.g. on an AWS call)."""
+    tasks = 1 + infra_retries
+    waits = sum(infra_delay_seconds(infra_retry_delay_seconds, n) for n in range(1, infra_retries + 1))
+    return math.ceil(tasks * (task_timeout_seconds + TASK_OVERHEAD_SECONDS) + waits)
+
+
+__all__ = [
+    "APPLICATION",
+    "INFRASTRUCTURE",
+    "INFRASTRUCTURE_RULES",
+    "INFRA_BACKOFF_RATE",
+    "INFRA_ERROR",
+    "TASK_OVERHEAD_SECONDS",
+    "TIMEOUT",
+    "Field",
+    "Rule",
+    "StoppedTask",
+    "infra_delay_seconds",
+    "try_timeout_seconds",
+]

@@ -100,7 +100,8 @@ class Environments:
         return LocalSettings((self.file.parent / local.home).resolve(), local.schedules_enabled)
 
 
-def load_environments(file: Path) -> Environments:
-    """Load and validate environments.yaml; ConfigError names the file, line and field."""
-    doc = load_yaml(file)
+def load_environments(file: Path, raw: bytes | None = None) -> Environments:
+    """Load and validate environments.yaml (`raw`: its bytes, already read); ConfigError names the
+    file, line and field."""
+    doc = load_yaml(file, raw)
     return Environments(file=file, settings=validate_document(EnvironmentsFile, doc))

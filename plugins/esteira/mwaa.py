@@ -34,14 +34,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from esteira.settings import BUNDLED_PROJECTS, REPO_ROOT
+from esteira import dag_files
+from esteira.discovery import project_files
+from esteira.settings import BUNDLED_PROJECTS
 
 DEFAULT_AIRFLOW_VERSION = "2.11.0"  # the newest Airflow 2 that MWAA runs; tests_airflow2/ covers it
 DEFAULT_PYTHON_VERSION = "3.11"  # MWAA's Python for Airflow 2.10 and 2.11
 CONSTRAINTS_URL = "https://raw.githubusercontent.com/apache/airflow/constraints-{airflow}/constraints-{python}.txt"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DAG_FILE = REPO_ROOT / "dags" / "esteira_dags.py"
 PROJECTS_FOLDER = BUNDLED_PROJECTS.name  # dags/<this>/ on MWAA: settings.py finds it there
 
 DAGS, PLUGINS_ZIP, REQUIREMENTS = "dags", "plugins.zip", "requirements.txt"
@@ -77,7 +78,7 @@ PLUGINS_AIRFLOWIGNORE_FILE = PACKAGE_DIR.parent / ".airflowignore"
 # registers esteira's timetable with the scheduler (it lives next to the package, as in the repo)
 PLUGIN_MODULE = PACKAGE_DIR.parent / "esteira_plugin.py"
 DAGS_AIRFLOWIGNORE = f"""\
-# Written by `python -m esteira mwaa-bundle`. {PROJECTS_FOLDER}/ holds what esteira_dags.py reads
+# Written by `python -m esteira mwaa-bundle`. {PROJECTS_FOLDER}/ holds what the esteira_dags*.py read
 # (project configs, environments.yaml, files beside them): no DAG files. One pattern, valid in both of
 # Airflow's ignore syntaxes: regexp (Airflow 2's default) and glob (Airflow 3's).
 {PROJECTS_FOLDER}
@@ -168,22 +169,21 @@ def plugins_zip(package_dir: Path = PACKAGE_DIR) -> bytes:
 
 
 def render_bundle(projects_dir: Path, *, airflow_version: str = DEFAULT_AIRFLOW_VERSION,
-                  python_version: str = DEFAULT_PYTHON_VERSION, package_dir: Path = PACKAGE_DIR,
-                  dag_file: Path = DAG_FILE) -> dict[str, bytes]:
+                  python_version: str = DEFAULT_PYTHON_VERSION, package_dir: Path = PACKAGE_DIR) -> dict[str, bytes]:
     """{path in the bundle: bytes} for every file of the bundle; raises BundleError on bad input.
 
-    The projects are copied as they are: check them first (the CLI runs `validate`'s checks).
+    The projects are copied as they are: check them first (the CLI runs `validate`'s checks). The
+    DAG files are as many as `esteira dag-files` writes for these projects (esteira.dag_files).
     """
     check_versions(airflow_version, python_version)
     if not (projects_dir / "environments.yaml").is_file():
         raise BundleError(f"{projects_dir}: no environments.yaml here; --projects-dir must be the folder "
                           "that holds environments.yaml and the <project>/config.yaml folders")
-    if not dag_file.is_file():
-        raise BundleError(f"{dag_file}: esteira's DAG file is missing (run from a checkout of the repo)")
     if not (package_dir / "__init__.py").is_file():
         raise BundleError(f"{package_dir}: not the esteira package")
+    dag_file_count = dag_files.files_needed(len(project_files(projects_dir)))
     files = {
-        f"{DAGS}/{dag_file.name}": dag_file.read_bytes(),
+        **{f"{DAGS}/{name}": dag_files.DAG_FILE_TEXT.encode() for name in dag_files.file_names(dag_file_count)},
         f"{DAGS}/.airflowignore": DAGS_AIRFLOWIGNORE.encode(),
         PLUGINS_ZIP: plugins_zip(package_dir),
         REQUIREMENTS: requirements_txt(airflow_version, python_version).encode(),

@@ -6,7 +6,7 @@ run's values stay RunValue placeholders until an orchestrator renders them.
 
 from __future__ import annotations
 
-from esteira.plan import RunValue
+from esteira.run_values import RunValue
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"

@@ -11,7 +11,6 @@ Functions); renderers substitute it.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from esteira.environments import AwsEnvironment, Environments
 from esteira.errors import ConfigError, Problem
 from esteira.graph import Graph
 from esteira.naming import ProjectNames
+from esteira.run_values import RunValue
 
 ECS_OVERRIDES_LIMIT = 8192  # characters, RunTask's containerOverrides cap
 _LONGEST_RUN_ID = "x" * 250  # Airflow's run_id limit; longer than a Step Functions execution name
@@ -36,13 +36,6 @@ _LONGEST_RUN_DATE = "2026-11-24T03:00:00Z"
 # The keys of a Step Functions execution's input that carry the run's identity: EventBridge
 # Scheduler sends them (esteira.schedules), the state machine reads them (esteira.asl).
 INPUT_RUN_DATE, INPUT_RUN_ID = "run_date", "run_id"
-
-
-class RunValue(enum.Enum):
-    """Values known only when a run starts."""
-
-    RUN_DATE = "RUN_DATE"  # the scheduled/logical instant, ISO 8601 UTC, e.g. 2026-11-24T03:00:00Z
-    RUN_ID = "RUN_ID"  # the orchestrator's id of this run
 
 
 EnvValue = str | RunValue

@@ -13,6 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when esteira ru
 BUNDLED_PROJECTS = REPO_ROOT / "dags" / "esteira_projects"
 BACKENDS = ("local", "ecs")
 LOCAL_MLFLOW_VAR = "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI"
+CACHE_VAR = "ESTEIRA_CACHE_DIR"
+CACHE_OFF = ("off", "none", "0")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$")
 
 
@@ -29,6 +31,22 @@ def default_projects_dir() -> Path:
     return checkout if checkout.is_dir() else Path.cwd() / "projects"
 
 
+def cache_dir(environ: dict[str, str]) -> Path | None:
+    """Where the DAG factory keeps compiled projects (esteira.compile_cache); None: no cache.
+
+    ESTEIRA_CACHE_DIR, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache) /esteira.
+    """
+    chosen = environ.get(CACHE_VAR)
+    if chosen is not None and chosen.strip().lower() in CACHE_OFF:
+        return None
+    if chosen:
+        return Path(chosen)
+    xdg = environ.get("XDG_CACHE_HOME")
+    home = environ.get("HOME")
+    base = Path(xdg) if xdg else (Path(home) if home else Path.home()) / ".cache"
+    return base / "esteira" / "compiled"
+
+
 @dataclass(frozen=True)
 class Settings:
     projects_dir: Path
@@ -38,6 +56,7 @@ class Settings:
     # the local backend's MLflow: by default the sqlite file under environments.yaml's local.home;
     # a stack with an MLflow server (docker-compose.yaml) points the steps at it instead
     local_mlflow_tracking_uri: str | None = None
+    cache_dir: Path | None = None  # compiled projects (ESTEIRA_CACHE_DIR); None: compile on every parse
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,4 +75,4 @@ class Settings:
         if mlflow_uri is not None and not _URI.match(mlflow_uri):
             raise ValueError(f"{LOCAL_MLFLOW_VAR}={mlflow_uri!r} is not an MLflow tracking URI "
                              "(e.g. http://mlflow:5000 or sqlite:////abs/path/mlflow.db)")
-        return cls(projects, envfile, backend, env, mlflow_uri)
+        return cls(projects, envfile, backend, env, mlflow_uri, cache_dir(environ))

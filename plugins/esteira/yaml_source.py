@@ -175,7 +175,7 @@ class _TooLarge(Exception):
         self.node = node
 
 
-def _read(file: Path) -> bytes:
+def read_config_bytes(file: Path) -> bytes:
     """The file's bytes; one over MAX_FILE_BYTES is refused before it is read whole."""
     try:
         with open(file, "rb") as stream:
@@ -207,9 +207,10 @@ def _screen(text: str) -> Problem | None:
     return None
 
 
-def load_yaml(file: Path) -> YamlDocument:
-    """Parse one YAML file; every failure is a ConfigError naming the file and line."""
-    raw = _read(file)
+def load_yaml(file: Path, raw: bytes | None = None) -> YamlDocument:
+    """Parse one YAML file (or `raw`, its bytes as read_config_bytes read them); every failure is a
+    ConfigError naming the file and line."""
+    raw = read_config_bytes(file) if raw is None else raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

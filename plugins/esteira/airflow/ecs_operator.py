@@ -31,7 +31,6 @@ Not deferrable: the budgets and the per-task timeout run in the worker.
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 from time import sleep  # the wait between infrastructure retries (tests replace it)
@@ -41,23 +40,17 @@ from botocore.exceptions import ClientError
 
 from esteira.airflow import compat
 from esteira.airflow.compat import AirflowException, AirflowFailException, Context, EcsOperatorError, generate_uuid
-from esteira.ecs_failures import APPLICATION, INFRASTRUCTURE, TIMEOUT, StoppedTask, infra_delay_seconds
+from esteira.ecs_failures import (
+    APPLICATION,
+    INFRASTRUCTURE,
+    TASK_OVERHEAD_SECONDS,
+    TIMEOUT,
+    StoppedTask,
+    infra_delay_seconds,
+    try_timeout_seconds,
+)
 
 STOP_REASON = "esteira: step timeout"  # StopTask's reason when a task outlives task_timeout_seconds
-# Per ECS task, on top of its timeout in the outer guard: RunTask, the last DescribeTasks, StopTask
-# and the log reader's last read (it sleeps up to awslogs_fetch_interval, 30 s, in provider 9.8.0).
-TASK_OVERHEAD_SECONDS = 60
-
-
-def try_timeout_seconds(task_timeout_seconds: int, infra_retries: int, infra_retry_delay_seconds: int) -> int:
-    """Airflow's execution_timeout for one try: every ECS task it may run at its full timeout, the
-    waits between them, and TASK_OVERHEAD_SECONDS per task. Larger than anything the operator does
-    itself, so it fires only if the worker hangs (e.g. on an AWS call)."""
-    tasks = 1 + infra_retries
-    waits = sum(infra_delay_seconds(infra_retry_delay_seconds, n) for n in range(1, infra_retries + 1))
-    return math.ceil(tasks * (task_timeout_seconds + TASK_OVERHEAD_SECONDS) + waits)
-
-
 class InfrastructureFailure(AirflowFailException):
     """The platform failed the step's every ECS task of this try: not the job's fault, and already
     retried `infra_retries` times, so Airflow must not retry it on the job's budget."""

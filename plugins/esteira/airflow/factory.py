@@ -6,6 +6,9 @@ tagged `esteira:config-error`, so the mistake is visible in the Airflow UI inste
 in the processor's log. "Broken" means anything that goes wrong while loading or building
 that one project, not only the mistakes esteira's checks know: an exception that escaped
 here would abort the DAG file and Airflow would drop every esteira DAG at once.
+
+Each esteira DAG file builds its share of the projects (esteira.dag_files), each project from
+the compile cache when its inputs did not change (esteira.airflow.project_specs).
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import hashlib
 import logging
 import re
 from datetime import datetime
+from pathlib import Path
 
+from esteira import dag_files
 from esteira.airflow.compat import DAG, BaseOperator, Context
 from esteira.airflow.dag_builder import build_dag
-from esteira.config import Project
-from esteira.discovery import LoadFailure, discover
-from esteira.environments import load_environments
-from esteira.errors import ConfigError, unexpected_error
-from esteira.plan import Target, build_plan
+from esteira.airflow.project_specs import Broken, ProjectSpecs
+from esteira.discovery import project_files
+from esteira.errors import ConfigError, Problem, unexpected_error
 from esteira.settings import Settings
 
 log = logging.getLogger("esteira")
@@ -50,7 +53,7 @@ def error_dag_id(folder: str) -> str:
     return f"esteira_config_error__{re.sub(r'[^A-Za-z0-9_.-]', '_', folder)[:200]}__{digest}"
 
 
-def error_dag(folder: str, error: Exception, dag_id: str | None = None) -> DAG:
+def error_dag(folder: str, error: Exception | str, dag_id: str | None = None) -> DAG:
     text = str(error)
     dag = DAG(
         dag_id=dag_id or error_dag_id(folder),
@@ -65,49 +68,47 @@ def error_dag(folder: str, error: Exception, dag_id: str | None = None) -> DAG:
     return dag
 
 
-def build_all(settings: Settings | None = None) -> dict[str, DAG]:
-    """{dag_id: DAG} for every project folder, good or broken; never raises for one project."""
+def build_dag_file(dag_file: str | Path) -> dict[str, DAG]:
+    """{dag_id: DAG} of the projects that fall to this esteira DAG file (esteira.dag_files)."""
+    return build_all(shard=dag_files.position(dag_file))
+
+
+def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1)) -> dict[str, DAG]:
+    """{dag_id: DAG} for every project folder (of `shard`: position, count), good or broken;
+    never raises for one project."""
     try:
         settings = settings or Settings.from_environ()
     except ValueError as exc:  # a bad ESTEIRA_* variable breaks every project alike
         log.error("esteira: %s", exc)
-        return {"esteira_settings_error": error_dag("esteira_settings_error", exc)}
-    loaded = discover(settings.projects_dir)
-    env_error: ConfigError | None = None
-    target: Target | None = None
-    try:
-        environments = load_environments(settings.environments_file)
-        target = (Target.local(environments, settings.local_mlflow_tracking_uri) if settings.backend == "local"
-                  else Target.aws_env(environments, settings.env))
-    except ConfigError as exc:
-        env_error = exc
-    except Exception as exc:  # see the module docstring
-        env_error = unexpected_error(settings.environments_file, exc)
+        return {"esteira_settings_error": error_dag("esteira_settings_error", exc)} if shard[0] == 0 else {}
+    projects_dir = settings.projects_dir
+    if not projects_dir.is_dir():
+        error = ConfigError(projects_dir, [Problem(
+            "projects folder not found; set ESTEIRA_PROJECTS_DIR to the folder that holds <project>/config.yaml")])
+        log.error("esteira: %s", error)
+        return {error_dag_id(projects_dir.name): error_dag(projects_dir.name, error)} if shard[0] == 0 else {}
+    files = project_files(projects_dir)
+    index, count = shard
+    if len(files) > count * dag_files.PROJECTS_PER_FILE and index == 0:
+        log.warning("esteira: %d projects over %d DAG file(s), more than %d a file: run `esteira dag-files "
+                    "--dags-folder DAGS_FOLDER` so that no file's parse comes near Airflow's "
+                    "dagbag_import_timeout", len(files), count, dag_files.PROJECTS_PER_FILE)
+    specs = ProjectSpecs(settings)
     dags: dict[str, DAG] = {}
-    for item in loaded:
-        if isinstance(item, Project):
-            item = _build(item, target, env_error, dags)
-            if item is None:
+    for file in files:
+        if count > 1 and dag_files.shard_of(file.parent.name, count) != index:
+            continue
+        try:
+            spec = specs.spec(file)
+            if not isinstance(spec, Broken):
+                dag = build_dag(spec)
+                dags[dag.dag_id] = dag
                 continue
-        log.error("esteira: project %s not loaded:\n%s", item.folder, item.error)
-        dag_id = error_dag_id(item.folder)
+        except Exception as exc:  # Airflow's own refusals, or anything else: see the module docstring
+            spec = Broken(file.parent.name, str(unexpected_error(file, exc)))
+        log.error("esteira: project %s not loaded:\n%s", spec.folder, spec.error)
+        dag_id = error_dag_id(spec.folder)
         if dag_id in dags:  # only a folder named like another's sanitised id gets here
             dag_id = f"{dag_id}__{len(dags)}"
-        dags[dag_id] = error_dag(item.folder, item.error, dag_id)
+        dags[dag_id] = error_dag(spec.folder, spec.error, dag_id)
     return dags
-
-
-def _build(project: Project, target: Target | None, env_error: ConfigError | None,
-           dags: dict[str, DAG]) -> LoadFailure | None:
-    """Add the project's DAG to `dags`, or say why it cannot be built."""
-    if target is None:
-        assert env_error is not None
-        return LoadFailure(project.directory.name, env_error)
-    try:
-        dag = build_dag(build_plan(project, target))
-    except ConfigError as exc:
-        return LoadFailure(project.directory.name, exc)
-    except Exception as exc:  # Airflow's own refusals, or anything else: see above
-        return LoadFailure(project.directory.name, unexpected_error(project.source, exc))
-    dags[dag.dag_id] = dag
-    return None

@@ -14,7 +14,7 @@ from typing import Any
 from esteira import notifications
 from esteira.airflow.compat import Context, SnsNotifier
 from esteira.airflow.templates import run_date
-from esteira.plan import Plan, RunValue
+from esteira.run_values import RunValue
 
 log = logging.getLogger("esteira")
 
@@ -53,22 +53,24 @@ def render_message(project: str, env: str, status: str, context: Context) -> str
 class RunNotifier:
     """A DAG callback; builds a fresh SnsNotifier per call, since notifiers render in place."""
 
-    def __init__(self, plan: Plan, status: str) -> None:
-        self.project = plan.project
-        self.env = plan.target.env
+    def __init__(self, *, project: str, env: str, status: str, topic_arn: str | None,
+                 aws_conn_id: str | None, region: str | None) -> None:
+        self.project = project
+        self.env = env
         self.status = status
-        self.placement = plan.placement
-        self.topic_arn = plan.notifications.topic_arn
+        self.topic_arn = topic_arn
+        self.aws_conn_id = aws_conn_id
+        self.region = region
 
     def __call__(self, context: Context) -> None:
         message = render_message(self.project, self.env, self.status, context)
         subject = notifications.subject(self.project, self.env, self.status)
-        if self.topic_arn is None or self.placement is None:
+        if self.topic_arn is None or self.aws_conn_id is None:
             log.info("esteira notification (local backend, not published): %s %s", subject, message)
             return
         SnsNotifier(
-            aws_conn_id=self.placement.aws_conn_id,
-            region_name=self.placement.region,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region,
             target_arn=self.topic_arn,
             subject=subject,
             message=message,
@@ -76,11 +78,10 @@ class RunNotifier:
         )(context)
 
 
-def callbacks(plan: Plan) -> dict[str, Any]:
-    """DAG kwargs for the config's notifications (only for the lists that are not empty)."""
-    out: dict[str, Any] = {}
-    if plan.notifications.on_success:
-        out["on_success_callback"] = RunNotifier(plan, notifications.SUCCEEDED)
-    if plan.notifications.on_failure:
-        out["on_failure_callback"] = RunNotifier(plan, notifications.FAILED)
-    return out
+CALLBACK_OF_STATUS = {notifications.SUCCEEDED: "on_success_callback", notifications.FAILED: "on_failure_callback"}
+
+
+def callbacks(notify: dict[str, Any]) -> dict[str, Any]:
+    """DAG kwargs for a DagSpec's notifications (only for the statuses someone is notified of)."""
+    fields = {k: notify[k] for k in ("project", "env", "topic_arn", "aws_conn_id", "region")}
+    return {CALLBACK_OF_STATUS[status]: RunNotifier(status=status, **fields) for status in notify["statuses"]}

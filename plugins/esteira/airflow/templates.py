@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from esteira.plan import RunValue
+from esteira.run_values import RunValue
 
 
 def run_date(dag_run: Any) -> str:
