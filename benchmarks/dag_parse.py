@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import cProfile
 import functools
 import json
@@ -463,8 +464,9 @@ def hand_header(backend: str, envs: dict[str, Any], preimports: set[str]) -> str
         # the provider module esteira's operator extends: the factory's DAG file names it too, so
         # the processor pre-imports it
         preimports = preimports | {"airflow.providers.amazon.aws.operators.ecs"}
-        esteira = ("from esteira.airflow.ecs_operator import EcsRunTaskOperator, try_timeout_seconds\n"
-                   "from esteira.airflow.timetable import EsteiraTimetable")
+        esteira = ("from esteira.airflow.ecs_operator import EcsRunTaskOperator\n"
+                   "from esteira.airflow.timetable import EsteiraTimetable\n"
+                   "from esteira.ecs_failures import try_timeout_seconds")
     else:
         esteira = ("from esteira.airflow.local_operator import LocalProcessOperator\n"
                    "from esteira.airflow.timetable import EsteiraTimetable")
@@ -590,16 +592,20 @@ def _qualname(obj: Any) -> str:
 
 
 def callback_identity(cb: Any) -> Any:
-    """A DAG callback as (topic ARN or None, project, env, status): esteira's RunNotifier, or the
-    hand-written file's functools.partial(notify, arn, project, env, status)."""
+    """A DAG callback as [topic ARN, project, env, status, AWS connection, region] (the last two None
+    without a topic): esteira's RunNotifier, or the hand-written file's
+    functools.partial(notify, arn, project, env, status) and its module's AWS_CONN_ID and REGION."""
     if cb is None:
         return None
     if isinstance(cb, list):
         return [callback_identity(c) for c in cb]
     if isinstance(cb, functools.partial):
-        return list(cb.args)
-    return [getattr(cb, "topic_arn", "?"), getattr(cb, "project", "?"), getattr(cb, "env", "?"),
-            getattr(cb, "status", "?")]
+        arn, project, env, status = cb.args
+        conn, region = cb.func.__globals__.get("AWS_CONN_ID"), cb.func.__globals__.get("REGION")
+    else:
+        arn, project, env, status = (getattr(cb, a, "?") for a in ("topic_arn", "project", "env", "status"))
+        conn, region = getattr(cb, "aws_conn_id", "?"), getattr(cb, "region", "?")
+    return [arn, project, env, status, *((conn, region) if arn else (None, None))]
 
 
 def _strip_where(value: Any) -> Any:
@@ -765,10 +771,8 @@ def worker(opts: argparse.Namespace) -> None:
         modules = list(iter_airflow_imports(path))  # before EVERY parse of the file
         scanned = time.process_time()
         for module in modules:  # processor._pre_import_airflow_modules
-            try:
+            with contextlib.suppress(Exception):  # the processor logs it and forks anyway
                 importlib.import_module(module)
-            except Exception:  # the processor logs it and forks anyway
-                pass
         pre = time.process_time() - scanned
         if opts.profile_file and Path(path).name != opts.profile_file:
             continue
@@ -1054,7 +1058,8 @@ def report_case(res: Result, header: bool) -> None:
         wall = statistics.median(s["wall"]["parse"] for s in slow)
         name = max(slow, key=lambda s: s["cpu"]["parse"])["file"]
         cycle = statistics.median(p.cycle for p in runs)
-        flag = f"  wall > dagbag_import_timeout ({AIRFLOW_IMPORT_TIMEOUT:.0f} s)" if wall > AIRFLOW_IMPORT_TIMEOUT else ""
+        flag = (f"  wall > dagbag_import_timeout ({AIRFLOW_IMPORT_TIMEOUT:.0f} s)"
+                if wall > AIRFLOW_IMPORT_TIMEOUT else "")
         print(f"{case.backend:<7} {case.size:>5} {label:<13} {len(runs[0].files):>5} {parse:>8.2f} "
               f"{1000 * parse / case.size:>8.2f} {name[-22:]:>22} {cpu:>7.2f} / {wall:>5.2f} {cycle:>8.2f}{flag}")
     cycle_ratio = (res.median("factory", lambda p: p.cycle) / res.median("hand", lambda p: p.cycle))
