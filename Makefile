@@ -65,5 +65,8 @@ lock: $(VENV)/.installed  ## regenerate requirements*.lock from requirements*.tx
 mwaa-bundle: $(VENV)/.installed  ## build the MWAA bundle (dags/, plugins.zip, requirements.txt) under build/mwaa
 	$(BIN)/python -m esteira mwaa-bundle --out build/mwaa
 
-bench: $(VENV)/.installed  ## DAG-folder parse time, factory vs hand-written DAGs
-	$(BIN)/python benchmarks/dag_parse.py
+# issue 15, in one run: the DAG folder's parse, factory vs hand-written DAGs, at 200 and 5,000 projects
+# (benchmarks/dag_parse.py: ~8 min on the reference machine), then one project's export time
+bench: $(VENV)/.installed  ## issue 15's figures: DAG-folder parse, factory vs hand-written (200 and 5,000 projects); export time
+	$(BIN)/python benchmarks/dag_parse.py --sizes 200 5000 --repeat 3 --large-repeat 1
+	if [ -f benchmarks/export_time.py ]; then $(BIN)/python benchmarks/export_time.py; fi
