@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 from datetime import datetime
+from typing import Any
 
 from esteira.airflow.compat import DAG, BaseOperator, Context
 from esteira.airflow.dag_builder import build_dag
@@ -33,7 +34,7 @@ class ConfigErrorOperator(BaseOperator):
 
     ui_color = "#f8d7da"
 
-    def __init__(self, *, error: str, **kwargs: object) -> None:
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.error = error
 
@@ -84,6 +85,7 @@ def build_all(settings: Settings | None = None) -> dict[str, DAG]:
     except Exception as exc:  # see the module docstring
         env_error = unexpected_error(settings.environments_file, exc)
     dags: dict[str, DAG] = {}
+    item: Project | LoadFailure | None
     for item in loaded:
         if isinstance(item, Project):
             item = _build(item, target, env_error, dags)
