@@ -11,7 +11,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
-.PHONY: setup test run lint validate bench help airflow2 e2e mwaa-bundle lock
+.PHONY: setup test run lint typecheck validate bench help airflow2 e2e mwaa-bundle lock
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/'
 
@@ -42,6 +42,9 @@ validate: $(VENV)/.installed  ## check every projects/*/config.yaml and say what
 lint: $(VENV)/.installed  ## ruff
 	$(BIN)/ruff check .
 
+typecheck: $(VENV)/.installed  ## mypy --strict on plugins/esteira and asl_export ([tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
+
 # pytest's exit code 5 means it collected no tests: a suite that tests nothing is a failure here.
 define PYTEST
 $(1) -m pytest $(2); rc=$$?; \
@@ -49,7 +52,7 @@ $(1) -m pytest $(2); rc=$$?; \
 	exit $$rc
 endef
 
-test: $(VENV)/.installed lint airflow2 e2e  ## the whole test suite (what CI runs): ruff, tests/ (Airflow 3, the local stack included), tests_airflow2/ (Airflow 2.11)
+test: $(VENV)/.installed lint typecheck airflow2 e2e  ## the whole test suite (what CI runs): ruff, mypy, tests/ (Airflow 3, the local stack included), tests_airflow2/ (Airflow 2.11)
 	ESTEIRA_E2E_REQUIRED=1 $(call PYTEST,$(BIN)/python,tests)
 	$(call PYTEST,.venv-airflow2/bin/python,tests_airflow2)
 

@@ -1,7 +1,7 @@
 """.pre-commit-config.yaml: local hooks on the tools .venv already has, so it runs offline.
 
-Every hook's check also runs elsewhere in `make test` (ruff, test_schema, validate, zizmor, the lock
-digests), so the whole `pre-commit run --all-files` (~9 s) is not repeated here: this holds the
+Every hook's check also runs elsewhere in `make test` (ruff, mypy, test_schema, validate, zizmor, the
+lock digests), so the whole `pre-commit run --all-files` (~9 s) is not repeated here: this holds the
 config to its promise (local, system, tools that exist) and runs one hook through pre-commit itself.
 """
 
@@ -24,8 +24,8 @@ def test_hooks_are_local_and_run_tools_the_venv_has() -> None:
     repos = yaml.safe_load(CONFIG.read_text())["repos"]
     assert [r["repo"] for r in repos] == ["local"]  # nothing to download
     hooks = repos[0]["hooks"]
-    assert {h["id"] for h in hooks} == {"ruff", "esteira-validate", "esteira-schema", "config-json-schema", "zizmor",
-                                        "locks"}
+    assert {h["id"] for h in hooks} == {"ruff", "mypy", "esteira-validate", "esteira-schema", "config-json-schema",
+                                        "zizmor", "locks"}
     for hook in hooks:
         assert hook["language"] == "system", hook["id"]
         argv = shlex.split(hook["entry"])

@@ -13,6 +13,8 @@ differ, which `to_aws_cron` refuses:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from croniter import croniter
 
 # (low, high) of each Unix field as croniter expands it; AWS uses the same ranges except
@@ -52,13 +54,13 @@ def to_aws_cron(unix: str) -> str:
         _render(hour, 23),
         "?" if not dow_all else _render(dom, 31),
         _render(month, 12),
-        "?" if dow_all else _render([d + 1 for d in dow], 7),
+        "?" if dow_all or dow is None else _render([d + 1 for d in dow], 7),  # dow is None only when dow_all
         "*",
     ]
     return f"cron({' '.join(parts)})"
 
 
-def _values(field: list[int | str], lo: int, hi: int) -> list[int] | None:
+def _values(field: Sequence[int | str], lo: int, hi: int) -> list[int] | None:
     """Sorted values a field matches, or None when it matches every value ('*')."""
     if field == ["*"]:
         return None

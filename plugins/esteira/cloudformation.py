@@ -54,7 +54,7 @@ def _trust(service: str) -> dict[str, Any]:
 
 
 def _role(description: str, service: str, statements: list[dict[str, Any]],
-          managed: list[str] | None = None) -> dict[str, Any]:
+          managed: list[str | dict[str, str]] | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {"Description": description[:1000], "AssumeRolePolicyDocument": _trust(service)}
     if statements:
         props["Policies"] = [{"PolicyName": "least-privilege",
@@ -120,7 +120,7 @@ def render_stack(plan: Plan, state_machine: dict[str, Any], schedules: list[dict
         "ClusterName": names.cluster, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}}
     if fargate:
         providers: list[Any] = ["FARGATE", "FARGATE_SPOT"]
-        default = placement.capacity_provider
+        default: str | dict[str, str] = placement.capacity_provider
     else:
         _ec2_capacity(resources, plan)
         providers = [_ref("CapacityProvider")]

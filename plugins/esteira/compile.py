@@ -66,7 +66,7 @@ def compile_aws(project: Project, target: Target) -> AwsOutputs:
     for schedule in schedules:
         expression = schedule["ScheduleExpression"]
         if len(expression) > MAX_SCHEDULE_EXPRESSION:
-            path = ("schedule", "cron")
+            path: tuple[str | int, ...] = ("schedule", "cron")
             problems.append(Problem(
                 f"EventBridge needs {len(expression)} characters to write this cron ({expression[:60]}...); "
                 f"it accepts at most {MAX_SCHEDULE_EXPRESSION}: use ranges or steps (1-5, */10) instead of "

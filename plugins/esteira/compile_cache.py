@@ -23,6 +23,7 @@ import stat
 import tempfile
 import zoneinfo
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,8 @@ def code_fingerprint() -> str:
             files.append(_stamp(Path(folder) / name))
     for tzpath in zoneinfo.TZPATH:
         files.append(_stamp(Path(tzpath) / "tzdata.zi"))
-    with contextlib.suppress(ImportError):
-        import tzdata  # the PyPI time zones, used when the system has none
-
-        files.append(_stamp(Path(tzdata.__file__).parent / "zoneinfo" / "tzdata.zi"))
+    with contextlib.suppress(ImportError):  # the PyPI time zones, used when the system has none
+        files.append(_stamp(Path(str(resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi")))))
     return cache_key(*files)
 
 

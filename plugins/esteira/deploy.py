@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +169,8 @@ def _describe(cfn: Any, stack: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
     try:
-        return cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        described: dict[str, Any] = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        return described
     except ClientError as exc:
         if "does not exist" in str(exc):
             return None
@@ -208,7 +209,8 @@ def _wait_change_set(cfn: Any, where: _Where, waits: Waits) -> dict[str, Any] | 
             StackName=where.stack_id, ChangeSetName=where.change_set_id,
             WaiterConfig=waiter_config(waits.change_set_timeout_seconds, waits.poll_seconds))
     except WaiterError as exc:
-        last = exc.last_response or {}
+        # the waiter's last response: the operation's output or an error (botocore-stubs types only the error)
+        last: Mapping[str, Any] = exc.last_response or {}
         status = last.get("Status") or last.get("Error", {}).get("Code", "UNKNOWN")  # an error: its code
         reason = last.get("StatusReason") or last.get("Error", {}).get("Message") or "no reason given"
         if status == "FAILED" and any(text in reason for text in _NO_CHANGES):
@@ -220,7 +222,8 @@ def _wait_change_set(cfn: Any, where: _Where, waits: Waits) -> dict[str, Any] | 
                               f"{_duration(waits.change_set_timeout_seconds)}; nothing was executed", look) from None
         raise where.error(f"CloudFormation refused the change set of stack {where.stack}: {status}: {reason}",
                           look) from None
-    return cfn.describe_change_set(StackName=where.stack_id, ChangeSetName=where.change_set_id)
+    change_set: dict[str, Any] = cfn.describe_change_set(StackName=where.stack_id, ChangeSetName=where.change_set_id)
+    return change_set
 
 
 def _wait_stack(cfn: Any, where: _Where, kind: str, waits: Waits) -> dict[str, Any]:
@@ -233,7 +236,8 @@ def _wait_stack(cfn: Any, where: _Where, kind: str, waits: Waits) -> dict[str, A
         cfn.get_waiter(waiter).wait(StackName=where.stack_id,
                                     WaiterConfig=waiter_config(waits.stack_timeout_seconds, waits.poll_seconds))
     except WaiterError as exc:
-        last = exc.last_response or {}
+        # the waiter's last response: the operation's output or an error (botocore-stubs types only the error)
+        last: Mapping[str, Any] = exc.last_response or {}
         current = (last.get("Stacks") or [{}])[0]
         status = current.get("StackStatus") or last.get("Error", {}).get("Code", "UNKNOWN")
         reason = current.get("StackStatusReason") or last.get("Error", {}).get("Message", "")
@@ -244,7 +248,8 @@ def _wait_stack(cfn: Any, where: _Where, kind: str, waits: Waits) -> dict[str, A
             headline = f"stack {where.stack} ended {status}"
         failed = [f"failed: {line}" for line in _failed_events(cfn, where.stack_id)]
         raise where.error(headline + (f": {reason}" if reason else ""), "Events", failed) from None
-    return cfn.describe_stacks(StackName=where.stack_id)["Stacks"][0]
+    stack: dict[str, Any] = cfn.describe_stacks(StackName=where.stack_id)["Stacks"][0]
+    return stack
 
 
 def _failed_events(cfn: Any, stack_id: str) -> list[str]:

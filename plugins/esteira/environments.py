@@ -92,7 +92,8 @@ class Environments:
     def aws(self, env: str) -> AwsEnvironment:
         if env not in ENV_NAMES:
             raise ValueError(f"unknown environment {env!r}; expected one of {', '.join(ENV_NAMES)}")
-        return getattr(self.settings, env)
+        aws: AwsEnvironment = getattr(self.settings, env)
+        return aws
 
     @property
     def local(self) -> LocalSettings:

@@ -42,7 +42,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-def _pattern(regex, what: str):  # type: ignore[no-untyped-def]
+def _pattern(regex: re.Pattern[str], what: str) -> AfterValidator:
     def check(value: str) -> str:
         if not regex.match(value):
             raise ValueError(f"{value!r} is not valid: {what}")

@@ -288,7 +288,7 @@ def build_plan(project: Project, target: Target) -> Plan:
         )
         size = len(json.dumps(plan.ecs_overrides(names.container_name, _longest)))
         if size > ECS_OVERRIDES_LIMIT:
-            path = ("batch", "pipeline", "steps", index)
+            path: tuple[str | int, ...] = ("batch", "pipeline", "steps", index)
             problems.append(Problem(
                 f"the ECS overrides of this step (command + environment) take {size} characters; "
                 f"ECS accepts at most {ECS_OVERRIDES_LIMIT}: shorten env_vars or the command",

@@ -26,10 +26,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from esteira.errors import ConfigError, Problem
 
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader]
 try:  # the C parser is ~10x faster; the DAG processor re-parses configs all the time
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - libyaml is in the pinned wheels
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader
 
 MAX_FILE_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 20_000
@@ -193,18 +194,22 @@ def _screen(text: str) -> Problem | None:
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, _TAGGED_EVENTS) and event.tag is not None:
-            line = event.start_mark.line + 1
             return Problem(f"explicit YAML tag {event.tag!r}: config files hold plain values only "
                            "(text, numbers, booleans, lists, mappings); remove the tag, and quote the "
-                           "value if it must stay text", (), line)
+                           "value if it must stay text", (), _line(event))
         if isinstance(event, _OPEN_EVENTS):
             depth += 1
             if depth > MAX_DEPTH:
                 return Problem(f"nested more than {MAX_DEPTH} levels deep; a config needs a handful",
-                               (), event.start_mark.line + 1)
+                               (), _line(event))
         elif isinstance(event, _CLOSE_EVENTS):
             depth -= 1
     return None
+
+
+def _line(event: yaml.Event) -> int | None:
+    """The event's 1-based line: the parser marks every event (types-PyYAML allows it none)."""
+    return event.start_mark.line + 1 if event.start_mark is not None else None
 
 
 def load_yaml(file: Path, raw: bytes | None = None) -> YamlDocument:

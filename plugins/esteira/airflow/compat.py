@@ -39,11 +39,11 @@ if AIRFLOW_3:
     from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:  # Airflow 2.10/2.11
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef,assignment]
-    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
-    from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
-    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
-    from airflow.utils.context import Context  # type: ignore[no-redef,assignment]
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.models.dag import DAG
+    from airflow.notifications.basenotifier import BaseNotifier
+    from airflow.utils.context import Context
 
 __all__ = [
     "AIRFLOW_3",

@@ -29,7 +29,7 @@ OPERATORS: dict[str, type[BaseOperator]] = {"ecs": EcsRunTaskOperator, "local": 
 def build_dag(spec: dict[str, Any]) -> DAG:
     """The DAG of an esteira.airflow.dag_spec.DagSpec."""
     zone = spec["timezone"]
-    start = (pendulum.parse(spec["start_utc"]).in_timezone(zone) if spec["start_utc"] else
+    start = (pendulum.instance(datetime.fromisoformat(spec["start_utc"])).in_timezone(zone) if spec["start_utc"] else
              pendulum.datetime(DEFAULT_START.year, DEFAULT_START.month, DEFAULT_START.day, tz=zone))
     timetable = spec["timetable"]
     owner = spec["owner"]

@@ -126,18 +126,18 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
             self.log.info("looking for a running ECS task with startedBy=%r", self._started_by)
             self._try_reattach_task(started_by=self._started_by)
         deadline = None if self.arn else time.monotonic() + self.task_timeout_seconds
-        if not self.arn:
-            self._start_task()  # EcsOperatorError when RunTask reports failures
+        if not self.arn:  # _start_task raises EcsOperatorError when RunTask reports failures
+            self._start_task()  # type: ignore[no-untyped-call]  # the provider's, unannotated
         if self.do_xcom_push:
             context["ti"].xcom_push(key="ecs_task_arn", value=self.arn)
-        if self._aws_logs_enabled():
+        if self._aws_logs_enabled():  # type: ignore[no-untyped-call]  # the provider's, unannotated
             self.task_log_fetcher = self._get_task_log_fetcher()
             self.task_log_fetcher.start()
         try:
             task = self._wait_until_stopped(deadline, attempt, attempts)
         finally:
             if self.task_log_fetcher:
-                self.task_log_fetcher.stop()
+                self.task_log_fetcher.stop()  # type: ignore[no-untyped-call]  # the provider's, unannotated
                 self.task_log_fetcher.join()
         self.arn = None  # stopped: nothing for on_kill to stop while the next one waits
         return task
@@ -146,8 +146,10 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
         """Polls DescribeTasks every waiter_delay seconds, and once at the deadline; a task still
         running then is stopped (StepTimeout). A reattached task's deadline counts from its createdAt."""
         arn = self.arn
+        ecs: Any = self.client  # the provider annotates it `boto3.client`, a function, not a type
+        task: dict[str, Any]
         while True:
-            response = self.client.describe_tasks(cluster=self.cluster, tasks=[arn])
+            response = ecs.describe_tasks(cluster=self.cluster, tasks=[arn])
             if not response.get("tasks"):
                 raise AirflowException(f"step {self.task_id}: ECS does not describe task {arn}: "
                                        f"{response.get('failures')}")
@@ -162,7 +164,7 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
             if remaining <= 0:
                 outcome = "stopped it"
                 try:
-                    self.client.stop_task(cluster=self.cluster, task=arn, reason=STOP_REASON)
+                    ecs.stop_task(cluster=self.cluster, task=arn, reason=STOP_REASON)
                 except ClientError as error:  # still a timeout; say the task may be running
                     outcome = f"StopTask failed, it may still run: {error}"
                 raise StepTimeout(

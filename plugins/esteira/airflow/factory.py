@@ -18,6 +18,7 @@ import logging
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from esteira import dag_files
 from esteira.airflow.compat import DAG, BaseOperator, Context
@@ -36,7 +37,7 @@ class ConfigErrorOperator(BaseOperator):
 
     ui_color = "#f8d7da"
 
-    def __init__(self, *, error: str, **kwargs: object) -> None:
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.error = error
 

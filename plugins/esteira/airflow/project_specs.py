@@ -61,7 +61,7 @@ class ProjectSpecs:
         slot = str(config_file.resolve())
         hit = self.cache.get(slot, key)
         if isinstance(hit, dict):
-            return Broken(folder, hit["error"]) if "error" in hit else hit["spec"]  # type: ignore[no-any-return]
+            return Broken(folder, hit["error"]) if "error" in hit else hit["spec"]
         result = self._compile(config_file, raw)
         if isinstance(result, Broken):
             if result.stored:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from esteira.run_values import RunValue
@@ -15,7 +15,7 @@ def run_date(dag_run: Any) -> str:
     CronTriggerTimetable); Airflow 3 manual runs may not, and then the run's `run_after`
     (when it was asked to run) is the date.
     """
-    when = getattr(dag_run, "logical_date", None) or dag_run.run_after
+    when: datetime = getattr(dag_run, "logical_date", None) or dag_run.run_after
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
