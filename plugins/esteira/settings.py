@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when esteira ru
 # (site-packages), so the DAG file's folder is where they are found.
 BUNDLED_PROJECTS_FOLDER = "esteira_projects"
 BACKENDS = ("local", "ecs")
+ENV_NAMES: tuple[str, ...] = ("dev", "prd")  # the AWS environments environments.yaml describes
 LOCAL_MLFLOW_VAR = "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI"
 CACHE_VAR = "ESTEIRA_CACHE_DIR"
 CACHE_OFF = ("off", "none", "0")
@@ -73,8 +74,8 @@ class Settings:
         if backend not in BACKENDS:
             raise ValueError(f"ESTEIRA_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         env = environ.get("ESTEIRA_ENV") or "dev"
-        if env not in ("dev", "prd"):
-            raise ValueError(f"ESTEIRA_ENV={env!r} is not one of dev, prd")
+        if env not in ENV_NAMES:
+            raise ValueError(f"ESTEIRA_ENV={env!r} is not one of {', '.join(ENV_NAMES)}")
         mlflow_uri = environ.get(LOCAL_MLFLOW_VAR) or None
         if mlflow_uri is not None and not _URI.match(mlflow_uri):
             raise ValueError(f"{LOCAL_MLFLOW_VAR}={mlflow_uri!r} is not an MLflow tracking URI "
