@@ -1,9 +1,10 @@
 """Airflow plugin: registers esteira's timetable, so the scheduler can read the DAGs that use it.
 
 Airflow finds it in one of two ways. In this repo and in MWAA's plugins.zip the file sits in
-Airflow's plugins folder, whose loader imports it (plugins/.airflowignore keeps that loader out of
-the package itself). A pip-installed esteira has no file there: its `airflow.plugins` entry point
-(pyproject.toml) names `entry_point_plugin` below.
+Airflow's plugins folder, whose loader imports it (here plugins/.airflowignore keeps that loader out
+of the package beside it; on MWAA the package is installed from the wheel beside it, which the
+loader, importing .py files only, leaves alone). A pip-installed esteira has no file there: its
+`airflow.plugins` entry point (pyproject.toml) names `entry_point_plugin` below.
 """
 
 from pathlib import Path
@@ -28,6 +29,8 @@ def _in_plugins_folder() -> bool:
 
 
 # Where the folder loader registers EsteiraPlugin, the entry point (installed too, by `pip install
-# -e .`) must not register it again: Airflow 3 reports a second plugin of one name as an import
-# error. None is not a plugin class, and Airflow skips it without a word.
+# -e .` here, by the wheel on MWAA) must not register it again: Airflow 3 reports a second plugin
+# of one name as an import error. The folder loader runs first and leaves its module in sys.modules
+# as esteira_plugin, which the entry point then resolves to. None is not a plugin class, and
+# Airflow skips it without a word.
 entry_point_plugin: type[AirflowPlugin] | None = None if _in_plugins_folder() else EsteiraPlugin

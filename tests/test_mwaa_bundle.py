@@ -1,9 +1,11 @@
 """`python -m esteira mwaa-bundle`: what MWAA deploys, tested in MWAA's layout and from the bundle alone.
 
-MWAA syncs dags/ to $AIRFLOW_HOME/dags and unpacks plugins.zip into $AIRFLOW_HOME/plugins (on
-sys.path). The DagBag test lays the bundle out that way in a temporary folder and parses it in a
-fresh interpreter whose esteira comes from plugins.zip and whose projects come from the bundled
-dags/ folder (ESTEIRA_PROJECTS_DIR unset), with AIRFLOW_ENV_NAME set as MWAA sets it.
+MWAA syncs dags/ to $AIRFLOW_HOME/dags, unpacks plugins.zip into $AIRFLOW_HOME/plugins and
+pip-installs requirements.txt, which names esteira's wheel in plugins/. The DagBag test does the
+same in a temporary folder (tests/mwaa_helpers.py: the wheel installed with pip into a folder of its
+own, every other requirement already satisfied here) and parses the bundled dags/ in a fresh
+interpreter whose esteira comes from that install and whose projects come from the bundled dags/
+folder (ESTEIRA_PROJECTS_DIR unset), with AIRFLOW_ENV_NAME set as MWAA sets it.
 """
 
 from __future__ import annotations
@@ -17,48 +19,37 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from email.parser import HeaderParser
 from pathlib import Path
 
+import airflow
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+import esteira
 from config_oracle import CONFIGS, expected_edges
 from conftest import PROJECTS, REPO
 from esteira import mwaa
 from esteira.__main__ import main
+from esteira.settings import Settings
+from mwaa_helpers import (
+    MWAA_PLUGINS,
+    check_probe,
+    install_wheel,
+    lay_out,
+    probe,
+    requirements_here,
+    this_checkouts_esteira,
+    would_install,
+)
+from packaging_helpers import wheel_metadata
 
 PACKAGE = REPO / "plugins" / "esteira"
 MANIFEST = ".esteira-bundle.json"
 CONSTRAINTS = '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-{}/constraints-3.11.txt"'
-RUNTIME = {"apache-airflow-providers-amazon", "croniter", "email-validator", "pydantic", "pyyaml"}
-
-# Run in a fresh interpreter with only the bundle: which esteira and projects it sees, which files
-# Airflow would parse as DAG files, and the DagBag. Works with Airflow 2 and 3.
-PROBE = r"""
-import json, sys
-try:
-    from airflow.dag_processing.dagbag import DagBag
-except ImportError:  # Airflow 2
-    from airflow.models.dagbag import DagBag
-from airflow.utils.file import list_py_file_paths
-import esteira
-from esteira.settings import Settings
-
-folder = sys.argv[1]
-bag = DagBag(dag_folder=folder)  # examples: off in the environment
-settings = Settings.from_environ()
-print("PROBE:" + json.dumps({
-    "esteira": esteira.__file__,
-    "projects_dir": str(settings.projects_dir),
-    "backend": settings.backend,
-    "dag_files": list_py_file_paths(folder, safe_mode=False),
-    "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
-    "dags": {dag_id: {"tasks": [t.task_id for t in dag.tasks],
-                      "edges": sorted([u, t.task_id] for t in dag.tasks for u in t.upstream_task_ids),
-                      "operators": sorted({type(t).__name__ for t in dag.tasks}),
-                      "tags": sorted(dag.tags), "doc_md": dag.doc_md}
-             for dag_id, dag in bag.dags.items()},
-}))
-"""
+RUNTIME = {"apache-airflow-providers-amazon"}  # besides the wheel, whose own dependencies pip installs with it
+WHEEL = f"esteira-{esteira.__version__}-py3-none-any.whl"
 
 
 def shipped(root: Path) -> list[Path]:
@@ -76,9 +67,9 @@ def files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESTEIRA_") and k != "PYTHONPATH"}
-    return {**env, **extra}
+def zip_entries(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +80,25 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mwaa_home(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle as MWAA lays it out: <home>/dags synced, plugins.zip unpacked into <home>/plugins."""
-    home = tmp_path_factory.mktemp("mwaa-home")
-    shutil.copytree(bundle / "dags", home / "dags")
-    with zipfile.ZipFile(bundle / "plugins.zip") as archive:
-        archive.extractall(home / "plugins")
-    return home
+def wheel(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel plugins.zip holds, as a file."""
+    path = tmp_path_factory.mktemp("wheel") / WHEEL
+    path.write_bytes(zip_entries(bundle / "plugins.zip")[WHEEL])
+    return path
+
+
+@pytest.fixture(scope="module")
+def mwaa_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A bundle for this Airflow, deployed as MWAA deploys it: (home, site, requirements as pip reads
+    them here). The constraints line names constraints.txt, which pins this environment as Airflow's
+    constraints file pins MWAA's."""
+    bundle = tmp_path_factory.mktemp("bundle-here") / "mwaa"
+    assert build(bundle, "--airflow-version", airflow.__version__) == 0
+    home = tmp_path_factory.mktemp("usr-local-airflow")
+    lay_out(bundle, home)
+    requirements = requirements_here(bundle, home, REPO / "constraints.txt")
+    install_wheel(requirements, home / "site-packages")
+    return home, home / "site-packages", requirements
 
 
 def test_the_bundle_has_the_dag_file_the_projects_the_ignore_file_plugins_and_requirements(bundle: Path) -> None:
@@ -111,44 +114,59 @@ def test_the_bundle_has_the_dag_file_the_projects_the_ignore_file_plugins_and_re
     assert ignored == ["esteira_projects"]
 
 
-def test_plugins_zip_holds_the_package_at_its_root_deterministically(bundle: Path) -> None:
+def test_plugins_zip_holds_the_plugin_module_and_the_wheel_only_deterministically(bundle: Path) -> None:
+    """Only what must be a plugin (the module registering the timetable) and the wheel pip installs.
+    No .airflowignore: the plugin loader imports .py files only (the DagBag test shows it)."""
     with zipfile.ZipFile(bundle / "plugins.zip") as archive:
         assert archive.testzip() is None
         infos = archive.infolist()
-        names = [i.filename for i in infos]
-        assert names == sorted(names)
+        assert [i.filename for i in infos] == [WHEEL, "esteira_plugin.py"]  # sorted
         assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
         assert {i.external_attr >> 16 for i in infos} == {0o100644}
-        assert "esteira/" in archive.read(".airflowignore").decode().splitlines()
-        package = {f"esteira/{rel.as_posix()}" for rel in shipped(PACKAGE)}
-        assert set(names) == {".airflowignore", "esteira_plugin.py", *package}
         assert archive.read("esteira_plugin.py") == (REPO / "plugins" / "esteira_plugin.py").read_bytes()
-        for name in package:
-            assert archive.read(name) == (REPO / "plugins" / name).read_bytes()
 
 
-@pytest.mark.parametrize("layout", ["zipimport", "unzipped"])
-def test_plugins_zip_imports_the_dag_factory_on_its_own(bundle: Path, mwaa_home: Path, layout: str) -> None:
-    path = bundle / "plugins.zip" if layout == "zipimport" else mwaa_home / "plugins"
-    code = "import esteira, esteira.airflow.factory; print(esteira.__file__)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=clean_env(PYTHONPATH=str(path)), cwd=mwaa_home, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith(str(path / "esteira")), proc.stdout
+def test_the_wheel_is_pyprojects_package_with_its_data_and_entry_points(wheel: Path) -> None:
+    names, fields = wheel_metadata(wheel)
+    with zipfile.ZipFile(wheel) as archive:
+        infos = archive.infolist()
+        for name in names:
+            if name.startswith("esteira/") or name == "esteira_plugin.py":  # the checkout's bytes, as they are
+                assert archive.read(name) == (REPO / "plugins" / name).read_bytes(), name
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    package = {n.removeprefix("esteira/") for n in names if n.startswith("esteira/")}
+    assert package == {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*")
+                       if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
+    assert {"data/config.schema.json", "data/ec2_instance_types.json"} <= package
+    assert "[console_scripts]\nesteira = esteira.__main__:main" in entry_points
+    assert "[airflow.plugins]\nesteira = esteira_plugin:entry_point_plugin" in entry_points
+    assert fields["Version"] == esteira.__version__
+    # reproducible: every entry at the earliest zip date, modes of plain files whatever the umask
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {(i.external_attr >> 16) & 0o777 for i in infos} <= {0o644, 0o664}  # RECORD: wheel's fixed 0o664
 
 
-def test_requirements_have_the_constraints_line_and_esteiras_run_time_packages(bundle: Path) -> None:
-    lines = [line for line in (bundle / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+def test_requirements_have_the_constraints_line_the_provider_and_the_wheel_by_its_path_on_mwaa(
+    bundle: Path, wheel: Path,
+) -> None:
+    text = (bundle / "requirements.txt").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
     assert lines[0] == CONSTRAINTS.format("2.11.0")
-    names = {line.split("#")[0].strip() for line in lines[1:]}
+    names = {line.split("#")[0].strip() for line in lines[1:-1]}
     assert names == RUNTIME
     # versions come from the constraints file: a different == pin would make pip refuse the file
     assert not any(ch in name for name in names for ch in "=<>~!")
+    # the wheel where MWAA unpacks plugins.zip: pip installs it with its metadata's dependencies,
+    # which the file's comments name
+    assert lines[-1] == f"{MWAA_PLUGINS}/{WHEEL}"
+    _, fields = wheel_metadata(wheel)
+    for requirement in fields.get_all("Requires-Dist") or []:
+        assert (f"#   {requirement}\n" in text) == ("extra ==" not in requirement), requirement
 
 
 def test_airflow_and_python_versions_name_the_constraints_file(tmp_path: Path) -> None:
-    assert build(tmp_path / "b", "--airflow-version", "2.10.3", "--python-version", "3.12") == 0
-    assert CONSTRAINTS.format("2.10.3").replace("3.11.txt", "3.12.txt") in (tmp_path / "b" / "requirements.txt").read_text()
+    assert build(tmp_path / "b", "--airflow-version", "3.1.5", "--python-version", "3.12") == 0
+    assert CONSTRAINTS.format("3.1.5").replace("3.11.txt", "3.12.txt") in (tmp_path / "b" / "requirements.txt").read_text()
 
 
 def test_the_bundle_is_byte_identical_on_re_runs(tmp_path: Path) -> None:
@@ -160,40 +178,124 @@ def test_the_bundle_is_byte_identical_on_re_runs(tmp_path: Path) -> None:
     assert files(again) == files(first)
 
 
-def test_the_bundled_dags_folder_loads_with_dagbag_from_the_bundle_alone(mwaa_home: Path) -> None:
+def test_the_wheel_is_byte_identical_whatever_the_umask_clock_and_pip_settings(bundle: Path, tmp_path: Path) -> None:
+    """Another process builds the wheel again (the cache is per process): under another umask, with
+    SOURCE_DATE_EPOCH and pip settings of the user's, the bundle's bytes are the same."""
+    out = tmp_path / "out"
+    env = this_checkouts_esteira(SOURCE_DATE_EPOCH="1700000000", PIP_NO_COMPILE="1", PIP_CONFIG_FILE="/nonexistent")
+    done = subprocess.run([sys.executable, "-m", "esteira", "mwaa-bundle", "--out", str(out)], capture_output=True,
+                          text=True, env=env, timeout=300, preexec_fn=lambda: os.umask(0o077))
+    assert done.returncode == 0, done.stderr
+    assert files(out) == files(bundle)
+
+
+def test_building_the_wheel_leaves_nothing_in_the_checkout() -> None:
+    """setuptools writes build/ and *.egg-info where it builds: into a temporary copy, not here."""
+
+    def artefacts() -> set[tuple[str, int]]:
+        found = [REPO / "build" / "lib", *(REPO / "build").glob("bdist*"), *REPO.glob("*.egg-info"),
+                 *(p for folder in mwaa.wheel_source_dirs() for p in folder.glob("*.egg-info"))]
+        return {(str(p), p.stat().st_mtime_ns) for p in found if p.exists()}
+
+    before = artefacts()  # an old checkout may hold some from an earlier `pip install -e .`
+    mwaa._WHEELS.clear()  # build now, whatever this process built before
+    mwaa.esteira_wheel()
+    assert artefacts() == before
+
+
+def test_the_wheel_is_built_once_per_process_for_the_same_sources(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[dict[str, bytes]] = []
+    build_wheel = mwaa._build_wheel
+
+    def counted(sources: dict[str, bytes]) -> tuple[str, bytes]:
+        builds.append(sources)
+        return build_wheel(sources)
+
+    monkeypatch.setattr(mwaa, "_build_wheel", counted)
+    checkout = tmp_path / "checkout"  # the same sources elsewhere: the same wheel, from the cache
+    for rel, data in mwaa.wheel_sources().items():
+        (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / rel).write_bytes(data)
+    first = mwaa.esteira_wheel()
+    assert mwaa.esteira_wheel(checkout) == first and mwaa.esteira_wheel() == first
+    assert len(builds) <= 1  # none when an earlier test of this process built it
+    schema = checkout / "plugins" / "esteira" / "data" / "config.schema.json"
+    schema.write_text(schema.read_text() + "\n")  # an edit: another wheel, built once
+    edited = mwaa.esteira_wheel(checkout)
+    assert edited[0] == first[0] and edited[1] != first[1]
+    assert mwaa.esteira_wheel(checkout) == edited
+    assert len(builds) <= 2 and builds[-1][schema.relative_to(checkout).as_posix()].endswith(b"}\n\n")
+
+
+@pytest.mark.parametrize(("pyproject", "message"), [
+    (None, "pyproject.toml: missing; the bundle takes it from a checkout of the repo"),
+    ('[project]\nname = "other"\n', "pyproject.toml: not esteira's; run mwaa-bundle from a checkout"),
+    ("[project\n", "pyproject.toml: not readable TOML"),
+    ("broken backend", "could not build esteira's wheel with"),
+])
+def test_without_a_checkout_to_build_the_wheel_from_the_bundle_is_refused(
+    tmp_path: Path, pyproject: str | None, message: str,
+) -> None:
+    checkout = tmp_path / "site"
+    if pyproject == "broken backend":  # a checkout whose pyproject names a backend not installed
+        for rel, data in mwaa.wheel_sources().items():
+            (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+            (checkout / rel).write_bytes(data)
+        text = (checkout / "pyproject.toml").read_text().replace("setuptools.build_meta", "no_such_backend")
+        (checkout / "pyproject.toml").write_text(text)
+    else:
+        shutil.copytree(PACKAGE, checkout / "plugins" / "esteira", ignore=shutil.ignore_patterns("__pycache__"))
+        if pyproject is not None:
+            (checkout / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(mwaa.BundleError, match="^.*" + message.replace("(", r"\(")):
+        mwaa.render_bundle(PROJECTS, package_dir=checkout / "plugins" / "esteira")
+
+
+def test_the_requirements_install_here_as_on_mwaa_only_the_wheel_is_new(mwaa_home: tuple[Path, Path, Path]) -> None:
+    """pip, offline, under this environment's constraints: the whole file resolves, and all it
+    would install is esteira (every other line, and the wheel's dependencies, are satisfied)."""
+    _, site, requirements = mwaa_home
+    assert [name.split("==")[0] for name in would_install(requirements)] == ["esteira"]
+    pins = {canonicalize_name(line.split("==")[0]): line.split("==")[1].strip()
+            for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line and not line.startswith("#")}
+    [dist_info] = site.glob("esteira-*.dist-info")
+    fields = HeaderParser().parsestr((dist_info / "METADATA").read_text())
+    wanted = [Requirement(line) for line in fields.get_all("Requires-Dist") or [] if "extra ==" not in line]
+    wanted += [Requirement(name) for name in RUNTIME]
+    for req in wanted:  # the constraints pin each, in the wheel's range: pip would not refuse the file
+        assert req.specifier.contains(pins[canonicalize_name(req.name)], prereleases=True), (req, pins.get(req.name))
+
+
+def test_the_bundled_dags_folder_loads_with_dagbag_from_the_installed_wheel(mwaa_home: tuple[Path, Path, Path]) -> None:
+    home, site, _ = mwaa_home
     # A project's own Python files are not DAG files: .airflowignore keeps the processor out.
-    decoy = mwaa_home / "dags" / "esteira_projects" / next(iter(CONFIGS)) / "steps" / "not_a_dag.py"
+    decoy = home / "dags" / "esteira_projects" / next(iter(CONFIGS)) / "steps" / "not_a_dag.py"
     decoy.parent.mkdir(exist_ok=True)
     decoy.write_text("# mentions airflow and DAG, as Airflow's safe mode looks for\nraise SystemExit('parsed')\n")
-    dags = mwaa_home / "dags"
-    plugins = mwaa_home / "plugins"
-    env = clean_env(PYTHONPATH=str(plugins), AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-                    AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins), AIRFLOW_ENV_NAME="esteira-test")
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(dags)], capture_output=True, text=True, env=env,
-                          cwd=mwaa_home, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [line] = [line for line in proc.stdout.splitlines() if line.startswith("PROBE:")]
-    got = json.loads(line.removeprefix("PROBE:"))
-    assert got["esteira"].startswith(str(plugins / "esteira"))  # the package from plugins.zip
-    assert got["projects_dir"] == str(dags / "esteira_projects")  # found without ESTEIRA_PROJECTS_DIR
-    assert got["backend"] == "ecs"  # MWAA's default
-    assert got["dag_files"] == [str(dags / "esteira_dags.py")]
-    assert got["import_errors"] == {}
-    assert set(got["dags"]) == set(CONFIGS)
+    got = probe(home, site)
+    check_probe(got, home, site, CONFIGS)
     for name, cfg in CONFIGS.items():
-        dag = got["dags"][name]
-        assert "esteira:config-error" not in dag["tags"], dag["doc_md"]
-        assert dag["tasks"] == [s["id"] for s in cfg["batch"]["pipeline"]["steps"]]
-        assert dag["edges"] == sorted([a, b] for a, b in expected_edges(cfg))
-        assert dag["operators"] == ["EcsRunTaskOperator"]
-        assert str(dags / "esteira_projects" / name / "config.yaml") in dag["doc_md"]
+        assert got["dags"][name]["edges"] == sorted([a, b] for a, b in expected_edges(cfg))
+
+
+def test_a_dag_file_reads_the_esteira_projects_beside_it_unless_esteira_projects_dir_says(tmp_path: Path) -> None:
+    """MWAA syncs only dags/, and esteira lives in site-packages: the bundle's projects are found
+    from the DAG file's folder. Elsewhere (the repo's dags/) the checkout's projects/ as before."""
+    dags = tmp_path / "dags"
+    (dags / "esteira_projects").mkdir(parents=True)
+    assert Settings.from_environ({}, dags_folder=dags).projects_dir == dags / "esteira_projects"
+    assert Settings.from_environ({"ESTEIRA_PROJECTS_DIR": str(PROJECTS)}, dags_folder=dags).projects_dir == PROJECTS
+    assert Settings.from_environ({}, dags_folder=REPO / "dags").projects_dir == PROJECTS
+    assert Settings.from_environ({}).projects_dir == PROJECTS
 
 
 def test_help_says_what_the_bundle_holds_and_how_to_deploy_it() -> None:
     proc = subprocess.run([sys.executable, "-m", "esteira", "mwaa-bundle", "--help"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=this_checkouts_esteira())
     assert proc.returncode == 0
     for text in ("plugins.zip", "requirements.txt", "esteira_projects", ".airflowignore", "--airflow-version",
+                 "esteira's wheel", "esteira_plugin.py", f"{MWAA_PLUGINS}/esteira-*.whl", "checkout",
                  "build/mwaa", "aws s3 sync", "update-environment", MANIFEST,
                  "exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not own",
                  "3 could not write (I/O error)"):
@@ -212,7 +314,7 @@ def broken_projects(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize(("args", "message"), [
     (["--projects-dir", "/nonexistent/projects"], "no such folder"),
     (["--airflow-version", "2.11"], "is not a release like 2.11.0"),
-    (["--airflow-version", "2.9.3"], "need Airflow 2.10 or later"),
+    (["--airflow-version", "2.10.5"], "needs Airflow 2.11 or later"),
     (["--python-version", "three"], "is not a Python version"),
 ])
 def test_bad_usage_exits_2_with_a_clear_message_and_writes_nothing(
@@ -247,7 +349,7 @@ def test_an_output_folder_inside_the_projects_folder_is_refused(
 
 def cli(out: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "esteira", "mwaa-bundle", "--out", str(out), *args],
-                          capture_output=True, text=True, env=clean_env(PYTHONDONTWRITEBYTECODE="1"),
+                          capture_output=True, text=True, env=this_checkouts_esteira(PYTHONDONTWRITEBYTECODE="1"),
                           timeout=120, **kwargs)  # type: ignore[call-overload]
 
 
@@ -450,8 +552,9 @@ def test_a_write_failing_half_way_exits_3_leaves_no_temp_file_and_the_next_run_r
     my_projects: Path, tmp_path: Path,
 ) -> None:
     """A real I/O error, even as root: the file-size limit (RLIMIT_FSIZE) makes a big write fail
-    with EFBIG ('File too large'), as a full disk would, after smaller files were replaced."""
-    limit = 16 * 1024
+    with EFBIG ('File too large'), as a full disk would, after smaller files were replaced. The limit
+    lets the wheel be built (in a temporary folder: its sources and the wheel, under 1 MiB)."""
+    limit = 1024 * 1024
     out, big = tmp_path / "out", my_projects / "churn" / "zz_big.bin"
     big.write_bytes(b"a" * 2 * limit)
     ok(cli(out, "--projects-dir", str(my_projects)))
@@ -473,6 +576,18 @@ def test_a_write_failing_half_way_exits_3_leaves_no_temp_file_and_the_next_run_r
     ok(cli(out, "--projects-dir", str(my_projects)))  # the half-written folder is still esteira's
     ok(cli(tmp_path / "fresh", "--projects-dir", str(my_projects)))
     assert files(out) == files(tmp_path / "fresh")
+
+
+def test_a_wheel_that_cannot_be_built_for_lack_of_space_exits_3_and_writes_nothing(tmp_path: Path) -> None:
+    """The same limit, below the size of the wheel's sources: the temporary copy fails, named."""
+    limit = 16 * 1024
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    line = one_line_error(cli(tmp_path / "out", preexec_fn=limit_file_size), 3)
+    assert "could not write " in line and "esteira-wheel-" in line and line.endswith(": File too large")
+    assert not (tmp_path / "out").exists()
 
 
 def test_files_get_the_users_umask(tmp_path: Path) -> None:

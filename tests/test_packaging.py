@@ -120,7 +120,7 @@ def test_installed_cli_runs_from_the_install_not_the_checkout(venv: Path, tmp_pa
 
 
 def test_installed_mwaa_bundle_says_it_needs_a_checkout(venv: Path, tmp_path: Path) -> None:
-    """The bundle copies dags/esteira_dags.py and plugins/.airflowignore, which the wheel does not ship."""
+    """The bundle builds esteira's wheel from a checkout (its pyproject.toml), which an install has not."""
     done = _run([venv.parent / "esteira", "mwaa-bundle", "--projects-dir", REPO / "projects", "--out",
                  tmp_path / "bundle"], tmp_path)
     assert done.returncode == 2 and "checkout" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -30,10 +30,14 @@ _PROJECTS_HELP = "folder of <project>/config.yaml (default: ESTEIRA_PROJECTS_DIR
 _BUNDLE_LAYOUT = (
     ("<out>/dags/esteira_dags*.py", "the DAG files (esteira dag-files: 200 projects a file)"),
     (f"<out>/dags/{mwaa.PROJECTS_FOLDER}/", "the projects folder with its environments.yaml; esteira"),
-    ("", "finds it there on MWAA without ESTEIRA_PROJECTS_DIR"),
+    ("", "the DAG files beside it find it without ESTEIRA_PROJECTS_DIR"),
     ("<out>/dags/.airflowignore", f"keeps the DAG processor out of {mwaa.PROJECTS_FOLDER}/"),
-    ("<out>/plugins.zip", "the esteira package (MWAA unpacks it onto Airflow's sys.path)"),
-    ("<out>/requirements.txt", "Airflow's --constraint line + esteira's run-time packages"),
+    ("<out>/plugins.zip", "esteira's wheel (built from this checkout) and esteira_plugin.py,"),
+    ("", "which registers esteira's timetable; MWAA unpacks it into"),
+    ("", f"{mwaa.MWAA_PLUGINS_FOLDER}"),
+    ("<out>/requirements.txt", "Airflow's --constraint line, the amazon provider and the wheel"),
+    ("", f"by its path there ({mwaa.MWAA_PLUGINS_FOLDER}/esteira-*.whl):"),
+    ("", "pip installs esteira with the dependencies it declares"),
 )
 _BUNDLE_DESCRIPTION = "\n".join([
     "Build what an Amazon MWAA environment deploys from its S3 bucket, after checking every",
@@ -41,6 +45,7 @@ _BUNDLE_DESCRIPTION = "\n".join([
     "",
     *(f"  {path:<34}{what}" for path, what in _BUNDLE_LAYOUT),
     "",
+    "Building the wheel needs a checkout of esteira's repo, pip and setuptools, and no network.",
     "The output is byte-identical on re-runs. <out> must be empty (or missing) or hold a previous",
     f"bundle: <out>/{mwaa.MANIFEST} lists every file esteira wrote with its sha256, and esteira",
     "replaces or removes only those, only while unchanged (files the projects no longer have go;",
@@ -487,8 +492,9 @@ def _mwaa_bundle(args: argparse.Namespace, projects_dir: Path) -> int:
     count = sum(dag_files.is_dag_file(name.removeprefix(f"{mwaa.DAGS}/")) for name in dags)
     print(f"wrote {args.out / mwaa.DAGS}/ ({len(dags)} files: {count} esteira DAG file(s), .airflowignore, "
           f"{mwaa.PROJECTS_FOLDER}/)")
-    for name in (mwaa.PLUGINS_ZIP, mwaa.REQUIREMENTS):
-        print(f"wrote {args.out / name} ({len(files[name])} bytes)")
+    shipped = ", ".join(mwaa.zip_names(files[mwaa.PLUGINS_ZIP]))
+    print(f"wrote {args.out / mwaa.PLUGINS_ZIP} ({len(files[mwaa.PLUGINS_ZIP])} bytes: {shipped})")
+    print(f"wrote {args.out / mwaa.REQUIREMENTS} ({len(files[mwaa.REQUIREMENTS])} bytes)")
     print(f"{len(done.written)} written, {len(done.unchanged)} already identical, {len(done.removed)} removed "
           f"(no longer in the projects); listed in {args.out / mwaa.MANIFEST}")
     print(f"for Apache Airflow {args.airflow_version} on Python {args.python_version}; "

@@ -19,6 +19,7 @@ from esteira.cloudformation import SCHEDULE_ROLE, SCHEDULE_TARGET, render_stack
 from esteira.config import Project
 from esteira.environments import ENV_NAMES, Environments
 from esteira.errors import ConfigError, Problem
+from esteira.output_tree import SCHEDULES_FILE, STACK_FILE, STATE_MACHINE_FILE
 from esteira.plan import Plan, Target, build_plan
 from esteira.schedules import render_schedules
 
@@ -27,9 +28,6 @@ MAX_INLINE_TEMPLATE_BYTES = 51_200  # inline TemplateBody; larger ones are deplo
 MAX_SCHEDULE_EXPRESSION = 256  # EventBridge Scheduler's ScheduleExpression length
 MAX_STACK_RESOURCES = 500  # CloudFormation's resources per template
 MAX_ROLE_INLINE_POLICY = 10_240  # IAM: characters of a role's inline policies, whitespace not counted
-STATE_MACHINE_FILE = "state_machine.asl.json"
-SCHEDULES_FILE = "schedules.json"
-STACK_FILE = "stack.cfn.json"
 
 
 @dataclass(frozen=True)

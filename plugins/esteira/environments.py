@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from esteira.model import Strict
+from esteira.settings import ENV_NAMES as ENV_NAMES  # named here too: the environments file's keys
 from esteira.validation import validate_document
 from esteira.yaml_source import load_yaml
 
 EnvName = Literal["dev", "prd"]
-ENV_NAMES: tuple[str, ...] = ("dev", "prd")
 IamRoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$")]
 
 

@@ -5,23 +5,32 @@ Exit codes: 0 done (or no drift, or nothing to deploy), 1 `--check` found drift 
 failed, 2 bad config or bad usage, 3 the output could not be written or read (I/O). Everything
 is rendered before anything is written or deployed, so a bad project leaves no half export and
 deploys nothing; each project's files are then replaced together (asl_export.output_tree).
+
+An export whose inputs did not change is served from the compile cache (esteira.compile_cache;
+the key holds the config's and environments.yaml's bytes, the environment and esteira's code), so
+it imports neither the config model nor the renderers: those are imported when something must be
+compiled. A deploy always compiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from esteira.compile import SCHEDULES_FILE, STACK_FILE, STATE_MACHINE_FILE, compile_aws
-from esteira.config import CONFIG_FILE, Project, load_project
-from esteira.discovery import LoadFailure, discover, project_files
-from esteira.environments import ENV_NAMES, Environments, load_environments
+from esteira.compile_cache import CompileCache, cache_key, code_fingerprint
+from esteira.discovery import CONFIG_FILE, project_files
 from esteira.errors import ConfigError, unexpected_error
-from esteira.output_tree import OutputError, check, write_project
-from esteira.plan import Target
-from esteira.settings import Settings
+from esteira.output_tree import SCHEDULES_FILE, STACK_FILE, STATE_MACHINE_FILE, OutputError, check, write_project
+from esteira.settings import ENV_NAMES, Settings
+from esteira.yaml_source import read_config_bytes
+
+if TYPE_CHECKING:  # the config model and the renderers: imported when a project is compiled
+    from esteira.config import Project
+    from esteira.environments import Environments
+    from esteira.plan import Target
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD, EXIT_IO = 0, 1, 2, 3
 EXIT_FAILED = 1  # a deploy that did not finish
@@ -82,16 +91,24 @@ def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> i
         return _usage(prog, str(exc))
     projects_dir: Path = args.projects_dir or settings.projects_dir
     env_file = projects_dir / "environments.yaml" if args.projects_dir else settings.environments_file
-    try:
-        target = Target.aws_env(_environments(env_file), args.env)
-        projects = _load(projects_dir, args.projects, args.all)
-        rendered = _render(projects, target, args.out)
-    except (_Refused, ConfigError) as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD
+    cache = _OutputCache(settings, projects_dir, env_file, args.env)
+    cached = None if args.deploy else cache.files(args.projects, args.all, args.out)
+    if cached is not None:
+        rendered: Rendered = [(None, files, {}) for files in cached]
+    else:
+        from esteira.plan import Target
+
+        try:
+            target = Target.aws_env(_environments(env_file), args.env)
+            projects = _load(projects_dir, args.projects, args.all)
+            rendered = _render(projects, target, args.out)
+        except (_Refused, ConfigError) as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_BAD
+        cache.store(rendered)
     try:
         if args.check:
-            return _check(rendered, args.out / target.env, everything=args.all, projects_dir=projects_dir)
+            return _check(rendered, args.out / args.env, everything=args.all, projects_dir=projects_dir)
         for _project, files, _stack in rendered:
             for path in write_project(files):
                 print(f"wrote {path}")
@@ -101,8 +118,53 @@ def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> i
     except OSError as exc:
         print(f"{prog}: error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_IO
-    stacks = [(project, stack) for project, _files, stack in rendered]
-    return _deploy(stacks, target, args.timeout * 60) if args.deploy else EXIT_OK
+    if not args.deploy:
+        return EXIT_OK
+    stacks = [(project, stack) for project, _files, stack in rendered if project is not None]
+    return _deploy(stacks, target, args.timeout * 60)
+
+
+class _OutputCache:
+    """Each project's three files for one environment, from esteira.compile_cache."""
+
+    def __init__(self, settings: Settings, projects_dir: Path, env_file: Path, env: str) -> None:
+        self.cache = CompileCache(settings.cache_dir)
+        self.projects_dir = projects_dir
+        self.env = env
+        try:
+            self.env_bytes: bytes | None = read_config_bytes(env_file)
+        except ConfigError:
+            self.env_bytes = None  # never a hit: compiling says what is wrong with it
+        self.context = json.dumps(["export", env, str(projects_dir.resolve()), str(env_file.resolve())])
+
+    def _key(self, config: Path) -> tuple[str, str] | None:
+        try:
+            raw = read_config_bytes(config)
+        except ConfigError:
+            return None
+        return f"{self.context} {config.absolute()}", cache_key(self.context, code_fingerprint(), raw, self.env_bytes)
+
+    def files(self, names: list[str], everything: bool, out: Path) -> list[dict[Path, str]] | None:
+        """Every requested project's {path: text}, or None unless each one is cached."""
+        if self.cache.root is None or self.env_bytes is None:
+            return None
+        configs = (project_files(self.projects_dir) if everything
+                   else [self.projects_dir / name / CONFIG_FILE for name in dict.fromkeys(names)])
+        found: list[dict[Path, str]] = []
+        for config in configs:
+            key = self._key(config)
+            hit = self.cache.get(*key) if key else None
+            if not isinstance(hit, dict):
+                return None
+            folder = out / self.env / config.parent.name
+            found.append({folder / name: text for name, text in hit.items()})
+        return found or None
+
+    def store(self, rendered: Rendered) -> None:
+        for project, files, _stack in rendered:
+            key = self._key(project.source) if project is not None else None
+            if key is not None:
+                self.cache.put(*key, {path.name: text for path, text in files.items()})
 
 
 def _deploy(stacks: list[tuple[Project, dict[str, Any]]], target: Target, timeout_seconds: float) -> int:
@@ -137,6 +199,8 @@ def _usage(prog: str, message: str) -> int:
 
 
 def _environments(env_file: Path) -> Environments:
+    from esteira.environments import load_environments
+
     try:
         return load_environments(env_file)
     except ConfigError:
@@ -146,6 +210,9 @@ def _environments(env_file: Path) -> Environments:
 
 
 def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Project]:
+    from esteira.config import Project, load_project
+    from esteira.discovery import LoadFailure, discover
+
     if everything:
         loaded = discover(projects_dir)
         failures = [str(item.error) for item in loaded if isinstance(item, LoadFailure)]
@@ -174,7 +241,8 @@ def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Projec
     return out
 
 
-Rendered = list[tuple[Project, dict[Path, str], dict[str, Any]]]
+# (project, {path: text}, stack); project None: served from the cache (never deployed)
+Rendered = list[tuple["Project | None", dict[Path, str], dict[str, Any]]]
 
 
 def _render(projects: list[Project], target: Target, out: Path) -> Rendered:
@@ -197,6 +265,8 @@ def _render(projects: list[Project], target: Target, out: Path) -> Rendered:
 
 
 def _render_project(project: Project, target: Target, out: Path) -> tuple[dict[Path, str], dict[str, Any]]:
+    from esteira.compile import compile_aws
+
     compiled = compile_aws(project, target)
     folder = out / target.env / project.name
     return {folder / name: text for name, text in compiled.files().items()}, compiled.stack

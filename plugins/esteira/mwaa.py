@@ -1,10 +1,23 @@
 """The bundle Amazon MWAA deploys from its S3 bucket: dags/, plugins.zip and requirements.txt.
 
-MWAA syncs dags/ to /usr/local/airflow/dags and unpacks plugins.zip into /usr/local/airflow/plugins
-(which Airflow puts on sys.path). So the esteira package goes into plugins.zip, and the projects
-(configs, environments.yaml, any files beside them) into dags/esteira_projects/, where settings.py looks
-first: the package's grandparent is /usr/local/airflow there. A .airflowignore keeps Airflow's DAG
-processor out of the projects, as plugins/.airflowignore keeps its plugin loader out of the package.
+MWAA syncs dags/ to /usr/local/airflow/dags, unpacks plugins.zip into /usr/local/airflow/plugins and
+then pip-installs requirements.txt. esteira is installed the way MWAA's guide asks for custom code: a
+wheel of it in plugins.zip, named in requirements.txt by its path there
+(/usr/local/airflow/plugins/esteira-<version>-py3-none-any.whl), so pip installs it into
+site-packages with the dependencies its metadata declares, under Airflow's constraints file. Beside
+the wheel plugins.zip holds only what must be a plugin: esteira_plugin.py, which registers esteira's
+timetable (Airflow finds timetables through plugins only). Airflow's plugin loader imports the .py
+files of the plugins folder and nothing else, so plugins.zip needs no .airflowignore. The projects
+(configs, environments.yaml, any files beside them) go into dags/esteira_projects/, where the DAG
+files find them (settings.py: the esteira_projects/ beside the DAG file); a .airflowignore keeps
+Airflow's DAG processor out of them.
+
+The wheel is built from the checkout (pyproject.toml and the folders it names) with `pip wheel
+--no-build-isolation --no-index`, offline, in a temporary copy, so nothing is left in the checkout,
+once per process for given sources (the tests build many bundles). Its bytes are reproducible:
+SOURCE_DATE_EPOCH fixes every entry's timestamp, the copied files have mode 0644 and the build
+runs under umask 022 (setuptools records the modes of the files it writes), and pip and setuptools
+read no user configuration.
 
 Everything is rendered in memory before anything is written, and rendered the same way every
 time (sorted entries, fixed zip timestamps and modes, no __pycache__), so a re-run is byte-identical
@@ -29,21 +42,28 @@ import os
 import re
 import secrets
 import stat
+import subprocess
+import sys
+import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
 from esteira import dag_files
 from esteira.discovery import project_files
-from esteira.settings import BUNDLED_PROJECTS
+from esteira.settings import BUNDLED_PROJECTS_FOLDER
 
 DEFAULT_AIRFLOW_VERSION = "2.11.0"  # the newest Airflow 2 that MWAA runs; tests_airflow2/ covers it
 DEFAULT_PYTHON_VERSION = "3.11"  # MWAA's Python for Airflow 2.10 and 2.11
 CONSTRAINTS_URL = "https://raw.githubusercontent.com/apache/airflow/constraints-{airflow}/constraints-{python}.txt"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECTS_FOLDER = BUNDLED_PROJECTS.name  # dags/<this>/ on MWAA: settings.py finds it there
+PROJECTS_FOLDER = BUNDLED_PROJECTS_FOLDER  # dags/<this>/ on MWAA: the DAG files find it there
+MWAA_PLUGINS_FOLDER = "/usr/local/airflow/plugins"  # where MWAA unpacks plugins.zip (the wheel's path)
 
 DAGS, PLUGINS_ZIP, REQUIREMENTS = "dags", "plugins.zip", "requirements.txt"
 MANIFEST = ".esteira-bundle.json"  # at <out>'s root, beside dags/: never uploaded
@@ -51,18 +71,12 @@ MANIFEST_FORMAT = 1
 _TEMP_SUFFIX = ".esteira-tmp"
 _NAMED = 5  # files a refusal names; the rest are counted
 
-# What esteira imports at run time besides Airflow itself (never list apache-airflow: MWAA owns it).
-# MWAA installs the amazon provider itself, and an Airflow 2.11 install has the others only as other
-# packages' dependencies (croniter: Airflow; pydantic: the http provider; email-validator:
-# Flask-AppBuilder; PyYAML: connexion). Listing them keeps esteira working when that changes (in
-# Airflow 3, Flask-AppBuilder is an optional provider) and costs nothing: the constraints file pins
-# each to the version already installed.
+# What esteira needs at run time besides its wheel's own dependencies (pyproject.toml's
+# `dependencies`, which pip installs with the wheel, under the constraints): the amazon provider,
+# which only the `airflow` extra names, beside apache-airflow itself (never list apache-airflow:
+# MWAA owns it). MWAA's image has the provider; listing it keeps the bundle honest about it.
 RUNTIME_REQUIREMENTS = (
     ("apache-airflow-providers-amazon", "EcsRunTaskOperator, SnsNotifier"),
-    ("croniter", "the Unix cron contract and its EventBridge translation"),
-    ("email-validator", "pydantic's EmailStr (owners, notifications)"),
-    ("pydantic", "the config model"),
-    ("pyyaml", "reading config.yaml and environments.yaml"),
 )
 
 # Fixed metadata for every zip entry: the earliest date a zip can hold, a plain file's mode.
@@ -71,12 +85,17 @@ _ZIP_MODE = 0o100644 << 16
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
-# The files the bundle takes from beside the package, read only when a bundle is built: a pip-installed
-# esteira has the plugin module (site-packages/esteira_plugin.py) but no plugins/.airflowignore or
-# dags/, and must still import this module (`esteira --help` does).
-PLUGINS_AIRFLOWIGNORE_FILE = PACKAGE_DIR.parent / ".airflowignore"
+# The checkout the wheel is built from, read only when a bundle is built: a pip-installed esteira has
+# no pyproject.toml around it, and must still import this module (`esteira --help` does).
+CHECKOUT = PACKAGE_DIR.parents[1]
 # registers esteira's timetable with the scheduler (it lives next to the package, as in the repo)
 PLUGIN_MODULE = PACKAGE_DIR.parent / "esteira_plugin.py"
+# Files at the checkout's root that setuptools puts into a wheel's metadata without being told
+# (its default license-files patterns); pyproject.toml and its readme are copied too.
+_ROOT_FILE_PATTERNS = ("LICEN[CS]E*", "COPYING*", "NOTICE*", "AUTHORS*")
+# 1980-01-01T00:00:00Z, the earliest time a zip can hold: every entry of the wheel gets it
+_SOURCE_DATE_EPOCH = "315532800"
+_WHEELS: dict[str, tuple[str, bytes]] = {}  # sources' digest -> (file name, bytes): one build per process
 DAGS_AIRFLOWIGNORE = f"""\
 # Written by `python -m esteira mwaa-bundle`. {PROJECTS_FOLDER}/ holds what the esteira_dags*.py read
 # (project configs, environments.yaml, files beside them): no DAG files. One pattern, valid in both of
@@ -108,18 +127,36 @@ def check_versions(airflow_version: str, python_version: str) -> None:
     if not match:
         raise BundleError(f"--airflow-version {airflow_version!r} is not a release like {DEFAULT_AIRFLOW_VERSION} "
                           "(MWAA environments run an exact Airflow release)")
-    if tuple(int(part) for part in match.groups()[:2]) < (2, 10):
-        raise BundleError(f"--airflow-version {airflow_version}: esteira's DAGs need Airflow 2.10 or later "
-                          "(MWAA runs 2.10, 2.11 and 3.x)")
+    if tuple(int(part) for part in match.groups()[:2]) < (2, 11):
+        # esteira's wheel needs pydantic>=2.11 and croniter>=6, newer than Airflow 2.10's constraints pin,
+        # and 2.11 is the Airflow 2 that tests_airflow2/ runs
+        raise BundleError(f"--airflow-version {airflow_version}: esteira needs Airflow 2.11 or later "
+                          "(MWAA runs 2.11 and 3.x; upgrade a 2.10 environment to 2.11 first)")
     if not re.fullmatch(r"3\.\d{1,2}", python_version):
         raise BundleError(f"--python-version {python_version!r} is not a Python version like {DEFAULT_PYTHON_VERSION}")
 
 
-def requirements_txt(airflow_version: str, python_version: str) -> str:
-    """requirements.txt for MWAA: the constraints line, then esteira's run-time packages.
+def wheel_path_on_mwaa(wheel_name: str) -> str:
+    """The wheel's path on MWAA's containers, where plugins.zip is unpacked: requirements.txt's line."""
+    return f"{MWAA_PLUGINS_FOLDER}/{wheel_name}"
 
-    The packages carry no version: the constraints file pins each one, and a pin of ours that
-    differed from it would make pip refuse the whole file (MWAA then rolls the update back).
+
+def wheel_requires(wheel: bytes) -> list[str]:
+    """The wheel's unconditional Requires-Dist (extras' requirements left out): what pip installs with it."""
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        fields = HeaderParser().parsestr(archive.read(name).decode())
+    return [line for line in fields.get_all("Requires-Dist") or [] if not re.search(r"\bextra\s*==", line)]
+
+
+def requirements_txt(airflow_version: str, python_version: str, wheel_name: str, wheel: bytes) -> str:
+    """requirements.txt for MWAA: the constraints line, the amazon provider, then esteira's wheel by
+    its path on MWAA.
+
+    Nothing carries a version: the constraints file pins each package, and a pin of ours that
+    differed from it would make pip refuse the whole file (MWAA then rolls the update back). The
+    wheel's own dependencies are not repeated: pip installs what its metadata declares (one source,
+    pyproject.toml), resolved under the same constraints, so its ranges must admit their pins.
     """
     width = max(len(name) for name, _ in RUNTIME_REQUIREMENTS)
     lines = [
@@ -129,6 +166,10 @@ def requirements_txt(airflow_version: str, python_version: str) -> str:
         "# MWAA's image already has; a different == pin here would make pip refuse the whole file.",
         f'--constraint "{constraints_url(airflow_version, python_version)}"',
         *(f"{name:<{width}}  # {why}" for name, why in RUNTIME_REQUIREMENTS),
+        f"# esteira: its wheel, in plugins.zip, which MWAA unpacks to {MWAA_PLUGINS_FOLDER}. pip also",
+        "# installs what the wheel's metadata requires, at the versions of the constraints file:",
+        *(f"#   {requirement}" for requirement in wheel_requires(wheel)),
+        wheel_path_on_mwaa(wheel_name),
     ]
     return "\n".join(lines) + "\n"
 
@@ -151,12 +192,100 @@ def _checkout_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def plugins_zip(package_dir: Path = PACKAGE_DIR) -> bytes:
-    """plugins.zip: the esteira package and its plugin module at the zip root, plus the plugin
-    loader's .airflowignore."""
-    entries = {".airflowignore": _checkout_file(PLUGINS_AIRFLOWIGNORE_FILE),
-               PLUGIN_MODULE.name: _checkout_file(PLUGIN_MODULE)}
-    entries |= {f"esteira/{rel}": path.read_bytes() for rel, path in _files(package_dir)}
+def _pyproject(checkout: Path) -> dict[str, Any]:
+    """The checkout's pyproject.toml, checked to be esteira's; BundleError where there is none."""
+    raw = _checkout_file(checkout / "pyproject.toml")
+    try:
+        config = tomllib.loads(raw.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BundleError(f"{checkout / 'pyproject.toml'}: not readable TOML ({exc})") from None
+    if config.get("project", {}).get("name") != "esteira":
+        raise BundleError(f"{checkout / 'pyproject.toml'}: not esteira's; run mwaa-bundle from a checkout of the repo")
+    return config
+
+
+def wheel_source_dirs(checkout: Path = CHECKOUT) -> list[Path]:
+    """The folders pyproject.toml builds the wheel from (its package-dir): plugins/, asl_export/..."""
+    package_dirs = _pyproject(checkout).get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    return [checkout / rel for rel in sorted(set(package_dirs.values()))]
+
+
+def wheel_sources(checkout: Path = CHECKOUT) -> dict[str, bytes]:
+    """{posix path: bytes} a wheel of esteira is built from: pyproject.toml, its readme, license
+    files, and the folders of its package-dir less caches, dotfiles and stale *.egg-info."""
+    readme = _pyproject(checkout)["project"].get("readme")
+    names = {"pyproject.toml", *([readme] if isinstance(readme, str) else [])}
+    names |= {path.name for pattern in _ROOT_FILE_PATTERNS for path in checkout.glob(pattern) if path.is_file()}
+    sources = {name: _checkout_file(checkout / name) for name in sorted(names)}
+    for folder in wheel_source_dirs(checkout):
+        base = folder.relative_to(checkout).as_posix()
+        sources |= {f"{base}/{rel}": path.read_bytes() for rel, path in _files(folder)
+                    if not any(part.endswith(".egg-info") for part in rel.split("/"))}
+    return dict(sorted(sources.items()))
+
+
+def _build_wheel(sources: dict[str, bytes]) -> tuple[str, bytes]:
+    """Build the wheel of `sources` offline in a temporary folder: (file name, bytes), reproducibly.
+
+    BundleIOError when the temporary copy cannot be written (a full disk), BundleError when pip fails.
+    """
+    try:
+        with tempfile.TemporaryDirectory(prefix="esteira-wheel-") as temp:
+            return _build_wheel_in(Path(temp), sources)
+    except OSError as exc:  # the temporary folder itself
+        raise _io_error("write", exc.filename or tempfile.gettempdir(), exc) from None
+
+
+def _build_wheel_in(temp: Path, sources: dict[str, bytes]) -> tuple[str, bytes]:
+    """Copy `sources` to temp/src (mode 0644), run pip wheel on the copy into temp/dist."""
+    src, dist = temp / "src", temp / "dist"
+    for rel, data in sources.items():
+        path = src / rel
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(0o644)  # the wheel records each file's mode: not the user's umask
+        except OSError as exc:
+            raise _io_error("write", path, exc) from None
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "SETUPTOOLS_"))}
+    env |= {"SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH, "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+               "--no-index", "--no-cache-dir", "--wheel-dir", str(dist), str(src)]
+    try:
+        done = subprocess.run(command, cwd=temp, env=env, umask=0o022, capture_output=True, text=True,
+                              timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BundleError(f"could not build esteira's wheel: {exc}") from None
+    wheels = sorted(dist.glob("esteira-*-py3-none-any.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise BundleError(f"could not build esteira's wheel with `{sys.executable} -m pip wheel "
+                          "--no-build-isolation` (it needs pip and setuptools, pyproject.toml's "
+                          f"build backend, installed): {said[-1] if said else f'exit {done.returncode}'}")
+    return wheels[0].name, wheels[0].read_bytes()
+
+
+def esteira_wheel(checkout: Path = CHECKOUT) -> tuple[str, bytes]:
+    """(file name, bytes) of esteira's wheel built from the checkout; built once per process for
+    given sources (keyed by their content, so an edit between two bundles builds a new one)."""
+    sources = wheel_sources(checkout)
+    digest = hashlib.sha256()
+    for rel, data in sources.items():
+        digest.update(f"{rel}\0{_sha256(data)}\0".encode())
+    key = digest.hexdigest()
+    if key not in _WHEELS:
+        _WHEELS[key] = _build_wheel(sources)
+    return _WHEELS[key]
+
+
+def plugins_zip(wheel_name: str, wheel: bytes) -> bytes:
+    """plugins.zip: esteira's plugin module and its wheel at the zip root, nothing else.
+
+    MWAA unpacks it into the plugins folder, whose loader imports only .py files: the plugin module,
+    never the wheel (so no .airflowignore is needed there).
+    """
+    entries = {PLUGIN_MODULE.name: _checkout_file(PLUGIN_MODULE), wheel_name: wheel}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
@@ -166,6 +295,12 @@ def plugins_zip(package_dir: Path = PACKAGE_DIR) -> bytes:
             info.external_attr = _ZIP_MODE
             archive.writestr(info, entries[name], compresslevel=9)
     return buffer.getvalue()
+
+
+def zip_names(data: bytes) -> list[str]:
+    """The names a zip (plugins.zip) holds, in its order."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.namelist()
 
 
 def render_bundle(projects_dir: Path, *, airflow_version: str = DEFAULT_AIRFLOW_VERSION,
@@ -182,11 +317,12 @@ def render_bundle(projects_dir: Path, *, airflow_version: str = DEFAULT_AIRFLOW_
     if not (package_dir / "__init__.py").is_file():
         raise BundleError(f"{package_dir}: not the esteira package")
     dag_file_count = dag_files.files_needed(len(project_files(projects_dir)))
+    wheel_name, wheel = esteira_wheel(package_dir.parents[1])
     files = {
         **{f"{DAGS}/{name}": dag_files.DAG_FILE_TEXT.encode() for name in dag_files.file_names(dag_file_count)},
         f"{DAGS}/.airflowignore": DAGS_AIRFLOWIGNORE.encode(),
-        PLUGINS_ZIP: plugins_zip(package_dir),
-        REQUIREMENTS: requirements_txt(airflow_version, python_version).encode(),
+        PLUGINS_ZIP: plugins_zip(wheel_name, wheel),
+        REQUIREMENTS: requirements_txt(airflow_version, python_version, wheel_name, wheel).encode(),
     }
     files |= {f"{DAGS}/{PROJECTS_FOLDER}/{rel}": path.read_bytes() for rel, path in _files(projects_dir)}
     return dict(sorted(files.items()))
@@ -439,7 +575,11 @@ def build_bundle(out: Path, projects_dir: Path, *, airflow_version: str = DEFAUL
                  python_version: str = DEFAULT_PYTHON_VERSION) -> Written:
     """Render the bundle and write it to `out` (see write_bundle); returns what the run did."""
     resolved = out.resolve()
-    for source in (projects_dir.resolve(), PACKAGE_DIR):
+    try:
+        wheel_dirs = wheel_source_dirs()
+    except BundleError:  # no checkout: render_bundle says so
+        wheel_dirs = [PACKAGE_DIR]
+    for source in (projects_dir.resolve(), *(folder.resolve() for folder in wheel_dirs)):
         if resolved == source or source in resolved.parents:
             raise BundleError(f"--out {out}: is inside {source}, which the bundle copies; choose a folder outside it")
     try:

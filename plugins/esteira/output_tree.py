@@ -19,6 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_SUFFIX = ".esteira-tmp"
+# a project's files in <out>/<env>/<project>/ (esteira.compile renders them)
+STATE_MACHINE_FILE = "state_machine.asl.json"
+SCHEDULES_FILE = "schedules.json"
+STACK_FILE = "stack.cfn.json"
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
 

@@ -8,25 +8,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when esteira runs from one (plugins/esteira)
-# On MWAA, plugins.zip unpacks to <AIRFLOW_HOME>/plugins (so REPO_ROOT is <AIRFLOW_HOME>) and only
-# dags/ is synced besides it: the MWAA bundle ships the projects there (python -m esteira mwaa-bundle).
-BUNDLED_PROJECTS = REPO_ROOT / "dags" / "esteira_projects"
+# The MWAA bundle (python -m esteira mwaa-bundle) ships the projects in this folder beside its DAG
+# files (dags/esteira_projects): MWAA syncs only dags/, and esteira itself is installed from a wheel
+# (site-packages), so the DAG file's folder is where they are found.
+BUNDLED_PROJECTS_FOLDER = "esteira_projects"
 BACKENDS = ("local", "ecs")
+ENV_NAMES: tuple[str, ...] = ("dev", "prd")  # the AWS environments environments.yaml describes
 LOCAL_MLFLOW_VAR = "ESTEIRA_LOCAL_MLFLOW_TRACKING_URI"
 CACHE_VAR = "ESTEIRA_CACHE_DIR"
 CACHE_OFF = ("off", "none", "0")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$")
 
 
-def default_projects_dir() -> Path:
+def default_projects_dir(dags_folder: Path | None = None) -> Path:
     """The projects folder when ESTEIRA_PROJECTS_DIR is not set.
 
-    MWAA's bundled folder, else the checkout's projects/. A pip-installed esteira has no checkout
-    around it (REPO_ROOT is then a folder of the Python install), so it takes the projects/ of the
-    folder it runs in, as `esteira validate` does from a repo root in a pre-commit hook.
+    The esteira_projects/ beside the DAG file that asks (`dags_folder`: the MWAA bundle's), else
+    the checkout's projects/. A pip-installed esteira has no checkout around it (REPO_ROOT is then a
+    folder of the Python install), so it takes the projects/ of the folder it runs in, as `esteira
+    validate` does from a repo root in a pre-commit hook.
     """
-    if BUNDLED_PROJECTS.is_dir():
-        return BUNDLED_PROJECTS
+    if dags_folder is not None and (dags_folder / BUNDLED_PROJECTS_FOLDER).is_dir():
+        return dags_folder / BUNDLED_PROJECTS_FOLDER
     checkout = REPO_ROOT / "projects"
     return checkout if checkout.is_dir() else Path.cwd() / "projects"
 
@@ -59,9 +62,11 @@ class Settings:
     cache_dir: Path | None = None  # compiled projects (ESTEIRA_CACHE_DIR); None: compile on every parse
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_environ(cls, environ: dict[str, str] | None = None, dags_folder: Path | None = None) -> Settings:
+        """The settings `environ` (default os.environ) gives; `dags_folder`: the folder of the DAG
+        file asking, whose esteira_projects/ is the default projects folder when it has one."""
         environ = dict(os.environ if environ is None else environ)
-        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR") or default_projects_dir())
+        projects = Path(environ.get("ESTEIRA_PROJECTS_DIR") or default_projects_dir(dags_folder))
         envfile = Path(environ.get("ESTEIRA_ENVIRONMENTS_FILE") or projects / "environments.yaml")
         # MWAA sets AIRFLOW_ENV_NAME; there steps run on ECS unless told otherwise.
         default_backend = "ecs" if environ.get("AIRFLOW_ENV_NAME") else "local"
@@ -69,8 +74,8 @@ class Settings:
         if backend not in BACKENDS:
             raise ValueError(f"ESTEIRA_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         env = environ.get("ESTEIRA_ENV") or "dev"
-        if env not in ("dev", "prd"):
-            raise ValueError(f"ESTEIRA_ENV={env!r} is not one of dev, prd")
+        if env not in ENV_NAMES:
+            raise ValueError(f"ESTEIRA_ENV={env!r} is not one of {', '.join(ENV_NAMES)}")
         mlflow_uri = environ.get(LOCAL_MLFLOW_VAR) or None
         if mlflow_uri is not None and not _URI.match(mlflow_uri):
             raise ValueError(f"{LOCAL_MLFLOW_VAR}={mlflow_uri!r} is not an MLflow tracking URI "

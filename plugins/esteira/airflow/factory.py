@@ -70,15 +70,17 @@ def error_dag(folder: str, error: Exception | str, dag_id: str | None = None) ->
 
 
 def build_dag_file(dag_file: str | Path) -> dict[str, DAG]:
-    """{dag_id: DAG} of the projects that fall to this esteira DAG file (esteira.dag_files)."""
-    return build_all(shard=dag_files.position(dag_file))
+    """{dag_id: DAG} of the projects that fall to this esteira DAG file (esteira.dag_files); without
+    ESTEIRA_PROJECTS_DIR, the projects of an esteira_projects/ beside the file (the MWAA bundle's)."""
+    return build_all(shard=dag_files.position(dag_file), dags_folder=Path(dag_file).parent)
 
 
-def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1)) -> dict[str, DAG]:
+def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1),
+              dags_folder: Path | None = None) -> dict[str, DAG]:
     """{dag_id: DAG} for every project folder (of `shard`: position, count), good or broken;
-    never raises for one project."""
+    never raises for one project. `dags_folder`: the DAG file's folder, when settings is None."""
     try:
-        settings = settings or Settings.from_environ()
+        settings = settings or Settings.from_environ(dags_folder=dags_folder)
     except ValueError as exc:  # a bad ESTEIRA_* variable breaks every project alike
         log.error("esteira: %s", exc)
         return {"esteira_settings_error": error_dag("esteira_settings_error", exc)} if shard[0] == 0 else {}
