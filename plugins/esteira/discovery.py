@@ -6,6 +6,7 @@ for a user's mistake, so one bad config can never hide the good ones.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,14 +27,24 @@ class LoadFailure:
     error: ConfigError
 
 
-def project_files(projects_dir: Path) -> list[Path]:
-    """config.yaml of every project folder, sorted (folders starting with . or _ are skipped)."""
-    if not projects_dir.is_dir():
+def project_folders(projects_dir: Path) -> list[str]:
+    """The names of the folders that may be projects, sorted (those starting with . or _ are not).
+
+    One directory read, no stat per folder: each DAG file lists the folders of thousands of
+    projects on every parse, and checks for a config.yaml only in its own (esteira.dag_files).
+    """
+    try:
+        with os.scandir(projects_dir) as entries:
+            return sorted(e.name for e in entries if not e.name.startswith((".", "_")) and e.is_dir())
+    except OSError:
         return []
-    return sorted(
-        p / CONFIG_FILE for p in projects_dir.iterdir()
-        if p.is_dir() and not p.name.startswith((".", "_")) and (p / CONFIG_FILE).is_file()
-    )
+
+
+def project_files(projects_dir: Path, folders: list[str] | None = None) -> list[Path]:
+    """config.yaml of every project folder (or of `folders` among them), sorted."""
+    names = project_folders(projects_dir) if folders is None else folders
+    return [projects_dir / name / CONFIG_FILE for name in names
+            if os.path.isfile(os.path.join(projects_dir, name, CONFIG_FILE))]
 
 
 def discover(projects_dir: Path) -> list[Project | LoadFailure]:

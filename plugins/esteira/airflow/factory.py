@@ -24,7 +24,7 @@ from esteira import dag_files
 from esteira.airflow.compat import DAG, BaseOperator, Context
 from esteira.airflow.dag_builder import build_dag
 from esteira.airflow.project_specs import Broken, ProjectSpecs
-from esteira.discovery import project_files
+from esteira.discovery import project_files, project_folders
 from esteira.errors import ConfigError, Problem, unexpected_error
 from esteira.settings import Settings
 
@@ -90,17 +90,17 @@ def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1),
             "projects folder not found; set ESTEIRA_PROJECTS_DIR to the folder that holds <project>/config.yaml")])
         log.error("esteira: %s", error)
         return {error_dag_id(projects_dir.name): error_dag(projects_dir.name, error)} if shard[0] == 0 else {}
-    files = project_files(projects_dir)
     index, count = shard
-    if len(files) > count * dag_files.PROJECTS_PER_FILE and index == 0:
+    folders = project_folders(projects_dir)
+    if len(folders) > count * dag_files.PROJECTS_PER_FILE and index == 0:
         log.warning("esteira: %d projects over %d DAG file(s), more than %d a file: run `esteira dag-files "
                     "--dags-folder DAGS_FOLDER` so that no file's parse comes near Airflow's "
-                    "dagbag_import_timeout", len(files), count, dag_files.PROJECTS_PER_FILE)
+                    "dagbag_import_timeout", len(folders), count, dag_files.PROJECTS_PER_FILE)
+    files = project_files(projects_dir, [name for name in folders
+                                         if count == 1 or dag_files.shard_of(name, count) == index])
     specs = ProjectSpecs(settings)
     dags: dict[str, DAG] = {}
     for file in files:
-        if count > 1 and dag_files.shard_of(file.parent.name, count) != index:
-            continue
         try:
             spec = specs.spec(file)
             if not isinstance(spec, Broken):

@@ -58,7 +58,7 @@ class ProjectSpecs:
         except ConfigError as exc:
             return Broken(folder, str(exc), stored=False)
         key = cache_key(self._settings_key, code_fingerprint(), folder, raw, self.env_bytes)
-        slot = str(config_file.resolve())
+        slot = str(config_file.absolute())
         hit = self.cache.get(slot, key)
         if isinstance(hit, dict):
             return Broken(folder, hit["error"]) if "error" in hit else hit["spec"]
