@@ -70,6 +70,6 @@ mwaa-bundle: $(VENV)/.installed  ## build the MWAA bundle (dags/, plugins.zip, r
 
 # issue 15, in one run: the DAG folder's parse, factory vs hand-written DAGs, at 200 and 5,000 projects
 # (benchmarks/dag_parse.py: ~7 min on the reference machine), then one project's export time (~15 s)
-bench: $(VENV)/.installed  ## issue 15's figures: DAG-folder parse, factory vs hand-written (200 and 5,000 projects); export time
+bench: $(VENV)/.installed  ## benchmarks (~8 min): DAG-folder parse, factory vs hand-written (200 and 5,000 projects); export time
 	$(BIN)/python benchmarks/dag_parse.py --sizes 200 5000 --repeat 3 --large-repeat 2
 	if [ -f benchmarks/export_time.py ]; then $(BIN)/python benchmarks/export_time.py; fi

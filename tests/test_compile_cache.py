@@ -117,9 +117,15 @@ def test_a_damaged_entry_is_a_miss(projects: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     build_all(_settings(projects, cache))
     [entry] = _entries(cache)
-    for damage in (entry.read_bytes()[:40], b"", b'{"key": "another", "value": {"spec": {}}}'):
+    key = json.loads(entry.read_text())["key"]
+    damages = [entry.read_bytes()[:40], b"", b'{"key": "another", "value": {"spec": {}}}',
+               # the right key, a spec that does not build: compiled afresh, not an error DAG
+               json.dumps({"key": key, "value": {"spec": {"dag_id": 7}}}).encode(),
+               json.dumps({"key": key, "value": {"error": 7}}).encode()]
+    for damage in damages:
         entry.write_bytes(damage)
-        assert build_all(_settings(projects, cache))["demo"].description == "Demo pipeline"
+        dag = build_all(_settings(projects, cache))["demo"]
+        assert dag.description == "Demo pipeline" and ERROR_TAG not in dag.tags
 
 
 def test_a_cache_folder_others_can_write_is_not_used(projects: Path, tmp_path: Path,

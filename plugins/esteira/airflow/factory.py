@@ -101,17 +101,29 @@ def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1),
     specs = ProjectSpecs(settings)
     dags: dict[str, DAG] = {}
     for file in files:
-        try:
-            spec = specs.spec(file)
-            if not isinstance(spec, Broken):
-                dag = build_dag(spec)
-                dags[dag.dag_id] = dag
-                continue
-        except Exception as exc:  # Airflow's own refusals, or anything else: see the module docstring
-            spec = Broken(file.parent.name, str(unexpected_error(file, exc)))
+        built = _dag(specs, file)
+        if isinstance(built, DAG):
+            dags[built.dag_id] = built
+            continue
+        spec = built
         log.error("esteira: project %s not loaded:\n%s", spec.folder, spec.error)
         dag_id = error_dag_id(spec.folder)
         if dag_id in dags:  # only a folder named like another's sanitised id gets here
             dag_id = f"{dag_id}__{len(dags)}"
         dags[dag_id] = error_dag(spec.folder, spec.error, dag_id)
     return dags
+
+
+def _dag(specs: ProjectSpecs, file: Path) -> DAG | Broken:
+    """The project's DAG, or why there is none; never raises (see the module docstring)."""
+    try:
+        spec = specs.spec(file)
+        if isinstance(spec, Broken):
+            return spec
+        try:
+            return build_dag(spec)
+        except Exception:  # perhaps a damaged cache entry: compile afresh, once; a real failure recurs
+            spec = specs.spec(file, cached=False)
+            return spec if isinstance(spec, Broken) else build_dag(spec)
+    except Exception as exc:  # Airflow's own refusals, or anything else
+        return Broken(file.parent.name, str(unexpected_error(file, exc)))
