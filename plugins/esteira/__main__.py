@@ -16,13 +16,15 @@ from pathlib import Path
 from esteira import dag_files, mwaa
 from esteira.backfill import BackfillRun
 from esteira.compile import check_project, compile_aws
-from esteira.config import CONFIG_FILE, Project, load_project
-from esteira.discovery import discover
+from esteira.compile_cache import CompileCache, cache_key, code_fingerprint
+from esteira.config import CONFIG_FILE, load_project
+from esteira.discovery import LoadFailure, discover, project_files
 from esteira.environments import ENV_NAMES, Environments, load_environments
 from esteira.errors import ConfigError, unexpected_error
 from esteira.plan import Plan, Target
 from esteira.schema import SCHEMA_FILE, schema_text
 from esteira.settings import Settings
+from esteira.yaml_source import read_config_bytes
 
 EXIT_OK, EXIT_BAD = 0, 2
 _PROJECTS_HELP = "folder of <project>/config.yaml (default: ESTEIRA_PROJECTS_DIR, else the repo's projects/)"
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dag_files(args, projects_dir)
     env_file = args.environments or (projects_dir / "environments.yaml" if args.projects_dir
                                      else settings.environments_file)
-    return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False) else EXIT_BAD
+    return EXIT_OK if _check_projects(projects_dir, env_file, quiet=False, cache_dir=settings.cache_dir) else EXIT_BAD
 
 
 def _dag_files(args: argparse.Namespace, projects_dir: Path) -> int:
@@ -436,8 +438,34 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
-    """Load every project and build its run spec for every target; print each problem (file:line)."""
+def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool, cache_dir: Path | None = None) -> bool:
+    """Load every project and build its run spec for every target; print each problem (file:line).
+
+    A project found valid before with the same bytes (its config, environments.yaml) and the same
+    esteira is not compiled again: its verdict comes from the compile cache (esteira.compile_cache),
+    so a pre-commit hook over thousands of projects pays only for the ones that changed.
+    """
+    cache = CompileCache(cache_dir)
+    try:
+        env_bytes: bytes | None = read_config_bytes(env_file)
+    except ConfigError:
+        env_bytes = None  # loading it below says what is wrong
+    context = json.dumps(["validate", str(env_file.resolve())])
+    raws: dict[Path, bytes | ConfigError] = {}
+    for file in project_files(projects_dir):
+        try:
+            raws[file] = read_config_bytes(file)
+        except ConfigError as exc:
+            raws[file] = exc
+    keys = {file: (f"{context} {file.absolute()}", cache_key(context, code_fingerprint(), raw, env_bytes))
+            for file, raw in raws.items() if isinstance(raw, bytes)}
+    verdicts = [(file, cache.get(*keys[file])) for file in keys] if env_bytes is not None else []
+    hits = [(file, verdict) for file, verdict in verdicts if isinstance(verdict, dict)]
+    if raws and len(hits) == len(raws):  # every project valid before, with these very bytes
+        for file, verdict in hits:
+            if not quiet:
+                print(f"ok  {verdict['name']}: {verdict['steps']} steps ({file})")
+        return True
     ok = True
     environments: Environments | None = None
     try:
@@ -448,24 +476,30 @@ def _check_projects(projects_dir: Path, env_file: Path, *, quiet: bool) -> bool:
     except Exception as exc:  # reported like any config mistake, never a traceback
         print(unexpected_error(env_file, exc), file=sys.stderr)
         ok = False
-    for item in discover(projects_dir):
-        if not isinstance(item, Project):
-            print(item.error, file=sys.stderr)
-            ok = False
-            continue
+    if not projects_dir.is_dir():
+        for failure in discover(projects_dir):  # says the folder is missing
+            if isinstance(failure, LoadFailure):
+                print(failure.error, file=sys.stderr)
+        return False
+    for file, raw in raws.items():
         try:
+            if isinstance(raw, ConfigError):
+                raise raw
+            project = load_project(file, raw)  # the very bytes the key holds
             if environments is not None:
-                check_project(item, environments)
+                check_project(project, environments)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             ok = False
             continue
         except Exception as exc:  # one project's failure is reported, the others go on
-            print(unexpected_error(item.source, exc), file=sys.stderr)
+            print(unexpected_error(file, exc), file=sys.stderr)
             ok = False
             continue
+        if environments is not None and file in keys:
+            cache.put(*keys[file], {"name": project.name, "steps": len(project.steps)})
         if not quiet:
-            print(f"ok  {item.name}: {len(item.steps)} steps ({item.source})")
+            print(f"ok  {project.name}: {len(project.steps)} steps ({project.source})")
     return ok
 
 
