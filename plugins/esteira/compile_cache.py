@@ -85,11 +85,11 @@ def _usable(root: Path) -> bool:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = root.stat()
     except OSError as exc:
-        log.warning("esteira: compile cache %s not usable (%s): every parse compiles every project", root, exc)
+        log.warning("esteira: compile cache %s not usable (%s); compiling every project without it", root, exc)
         return False
     if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        log.warning("esteira: compile cache %s is not owned by this user or is writable by others; not "
-                    "using it (every parse compiles every project): remove it or set ESTEIRA_CACHE_DIR", root)
+        log.warning("esteira: compile cache %s is not owned by this user or is writable by others; compiling "
+                    "every project without it: remove it or set ESTEIRA_CACHE_DIR", root)
         return False
     return True
 
