@@ -128,3 +128,20 @@ def test_the_mwaa_bundle_ships_as_many_dag_files_as_the_projects_need(tmp_path: 
     shipped = sorted(name for name in files if dag_files.is_dag_file(name.removeprefix("dags/")))
     assert shipped == [f"dags/{name}" for name in dag_files.file_names(3)]
     assert {files[name] for name in shipped} == {dag_files.DAG_FILE_TEXT.encode()}
+
+
+def test_a_folder_that_cannot_hold_the_files_exits_3_without_traceback(projects: Path, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "dags"
+    not_a_folder.write_text("a file\n")
+    done = _dag_files("--dags-folder", str(not_a_folder), "--projects-dir", str(projects))
+    assert done.returncode == 3 and str(not_a_folder) in done.stderr and "Traceback" not in done.stderr
+    taken = tmp_path / "taken"
+    (taken / "esteira_dags_001.py").mkdir(parents=True)  # a folder where a DAG file must go
+    done = _dag_files("--dags-folder", str(taken), "--projects-dir", str(projects), "--per-file", "5")
+    assert done.returncode == 3 and "esteira_dags_001.py" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_only_regular_files_count_as_dag_files(tmp_path: Path) -> None:
+    (tmp_path / "esteira_dags_001.py").mkdir()
+    (tmp_path / "esteira_dags.py").write_text(dag_files.DAG_FILE_TEXT)
+    assert dag_files.position(tmp_path / "esteira_dags.py") == (0, 1)

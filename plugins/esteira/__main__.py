@@ -172,7 +172,8 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
                     "each file builds only the projects whose folder name hashes to it, so no file's "
                     "parse grows past --per-file projects (~0.6 s at 200). The files present always "
                     "cover every project once; run this again when the number of projects grows.",
-        epilog="exit codes: 0 written or up to date; 1 --check found the folder differs; 2 bad usage.",
+        epilog="exit codes: 0 written or up to date; 1 --check found the folder differs; 2 bad usage; "
+               "3 the folder could not be written (a file, read-only, a DAG file's name taken by a folder).",
     )
     files.add_argument("--dags-folder", type=Path, metavar="DIR",
                        help="Airflow's DAG folder (default: AIRFLOW__CORE__DAGS_FOLDER, else ./dags)")
@@ -262,7 +263,11 @@ def _dag_files(args: argparse.Namespace, projects_dir: Path) -> int:
             print(f"{folder}: not the {count} esteira DAG file(s) {projects} projects need; run "
                   f"`{PROG} dag-files --dags-folder {folder}`", file=sys.stderr)
         return 1 if wrong else EXIT_OK
-    written, removed = dag_files.sync(folder, count)
+    try:
+        written, removed = dag_files.sync(folder, count)
+    except OSError as exc:
+        print(f"{PROG} dag-files: error: cannot write the DAG files in {folder}: {exc}", file=sys.stderr)
+        return 3
     print(f"{folder}: {count} esteira DAG file(s) for {projects} project(s), at most {args.per_file} a file "
           f"on average: {len(written)} written, {len(removed)} removed")
     return EXIT_OK

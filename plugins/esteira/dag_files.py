@@ -12,6 +12,7 @@ documented bound `esteira dag-files` sizes them for, and the processor parses th
 from __future__ import annotations
 
 import math
+import os
 import re
 import zlib
 from pathlib import Path
@@ -44,6 +45,15 @@ def is_dag_file(name: str) -> bool:
     return _DAG_FILE_RE.fullmatch(name) is not None
 
 
+def present(dags_folder: Path) -> list[str]:
+    """The esteira DAG files in the folder, sorted: regular files only (one directory read)."""
+    try:
+        with os.scandir(dags_folder) as entries:
+            return sorted(e.name for e in entries if is_dag_file(e.name) and e.is_file())
+    except OSError:
+        return []
+
+
 def shard_of(folder: str, count: int) -> int:
     """The position (0-based) of the DAG file that builds project folder `folder` among `count`."""
     return zlib.crc32(folder.encode("utf-8", "surrogatepass")) % count
@@ -57,10 +67,7 @@ def position(dag_file: str | Path) -> tuple[int, int]:
     path = Path(dag_file)
     if not is_dag_file(path.name):
         return 0, 1
-    try:
-        names = sorted(p.name for p in path.parent.iterdir() if is_dag_file(p.name))
-    except OSError:
-        return 0, 1
+    names = present(path.parent)
     return (names.index(path.name), len(names)) if path.name in names else (0, 1)
 
 
@@ -76,25 +83,26 @@ def files_needed(projects: int, per_file: int = PROJECTS_PER_FILE) -> int:
 def differences(dags_folder: Path, count: int) -> list[str]:
     """What `sync` would change, one line each; empty when the folder is as it should be."""
     wanted = file_names(count)
-    present = sorted(p.name for p in dags_folder.iterdir() if is_dag_file(p.name)) if dags_folder.is_dir() else []
-    out = [f"{name} is missing" for name in wanted if name not in present]
+    files = present(dags_folder)
+    out = [f"{name} is missing" for name in wanted if name not in files]
     out += [f"{name} is not esteira's DAG file text" for name in wanted
-            if name in present and (dags_folder / name).read_text(encoding="utf-8") != DAG_FILE_TEXT]
-    out += [f"{name} is one file too many" for name in present if name not in wanted]
+            if name in files and (dags_folder / name).read_bytes() != DAG_FILE_TEXT.encode()]
+    out += [f"{name} is one file too many" for name in files if name not in wanted]
     return out
 
 
 def sync(dags_folder: Path, count: int) -> tuple[list[Path], list[Path]]:
-    """Make `dags_folder` hold exactly `count` esteira DAG files: (written, removed)."""
+    """Make `dags_folder` hold exactly `count` esteira DAG files: (written, removed); OSError when it
+    cannot (the folder is a file, read-only, or a DAG file's name is taken by a folder)."""
     dags_folder.mkdir(parents=True, exist_ok=True)
     wanted = file_names(count)
     written: list[Path] = []
     for name in wanted:
         path = dags_folder / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != DAG_FILE_TEXT:
+        if not path.is_file() or path.read_bytes() != DAG_FILE_TEXT.encode():
             path.write_text(DAG_FILE_TEXT, encoding="utf-8")
             written.append(path)
-    removed = [p for p in sorted(dags_folder.iterdir()) if is_dag_file(p.name) and p.name not in wanted]
+    removed = [dags_folder / name for name in present(dags_folder) if name not in wanted]
     for path in removed:
         path.unlink()
     return written, removed
