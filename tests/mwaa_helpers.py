@@ -23,7 +23,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from packaging_helpers import REPO
+from packaging_helpers import LOADED_PLUGINS, REPO
 
 MWAA_PLUGINS = "/usr/local/airflow/plugins"  # where MWAA unpacks plugins.zip
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
@@ -42,19 +42,12 @@ try:
 except ImportError:  # Airflow 2
     from airflow.models.dagbag import DagBag
     from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
-from airflow import plugins_manager as pm
 from airflow.utils.file import list_py_file_paths
 import esteira
 
 dags = sys.argv[1]
 bag = DagBag(dag_folder=dags)  # examples: off in the environment
-if hasattr(pm, "get_import_errors"):  # Airflow 3
-    plugins = [(i["name"], str(i["source"])) for i in pm.get_plugin_info(attrs_to_dump=["source"])]
-    plugin_errors, timetables = pm.get_import_errors(), pm.get_timetables_plugins()
-else:  # Airflow 2
-    pm.initialize_timetables_plugins()
-    plugins = [(p.name, str(p.source)) for p in pm.plugins]
-    plugin_errors, timetables = pm.import_errors, pm.timetable_classes
+""" + LOADED_PLUGINS + r"""
 from airflow import settings
 print("PROBE:" + json.dumps({
     "esteira": esteira.__file__,

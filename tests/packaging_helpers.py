@@ -108,16 +108,18 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 # Run by an installed esteira[airflow]'s python: which plugins Airflow loaded, from where, with which
 # errors, and the timetables registered; Airflow 3 and 2 name these differently.
-PLUGIN_REPORT = """
-import json, esteira_plugin
+# Code for `python -c`: sets `plugins` [(name, source)], `plugin_errors` and `timetables`.
+LOADED_PLUGINS = """
 from airflow import plugins_manager as pm
 if hasattr(pm, "get_import_errors"):  # Airflow 3
     plugins = [(i["name"], str(i["source"])) for i in pm.get_plugin_info(attrs_to_dump=["source"])]
-    errors, timetables = pm.get_import_errors(), pm.get_timetables_plugins()
+    plugin_errors, timetables = pm.get_import_errors(), pm.get_timetables_plugins()
 else:  # Airflow 2
     pm.initialize_timetables_plugins()
     plugins = [(p.name, str(p.source)) for p in pm.plugins]
-    errors, timetables = pm.import_errors, pm.timetable_classes
+    plugin_errors, timetables = pm.import_errors, pm.timetable_classes
+"""
+PLUGIN_REPORT = "import json, esteira_plugin" + LOADED_PLUGINS + """
 print(json.dumps({"module": esteira_plugin.__file__, "plugins": plugins,
-                  "errors": {str(k): str(v) for k, v in errors.items()}, "timetables": sorted(timetables)}))
+                  "errors": {str(k): str(v) for k, v in plugin_errors.items()}, "timetables": sorted(timetables)}))
 """
