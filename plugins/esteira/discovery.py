@@ -7,6 +7,7 @@ for a user's mistake, so one bad config can never hide the good ones.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ def project_files(projects_dir: Path, folders: list[str] | None = None) -> list[
             if os.path.isfile(os.path.join(projects_dir, name, CONFIG_FILE))]
 
 
-def discover(projects_dir: Path) -> list[Project | LoadFailure]:
+def discover(projects_dir: Path, read: Callable[[Path], bytes] | None = None) -> list[Project | LoadFailure]:
     """Every project, loaded or with the error that stopped it, in folder order."""
     if not projects_dir.is_dir():
         return [LoadFailure(projects_dir.name, ConfigError(projects_dir, [
@@ -58,7 +59,7 @@ def discover(projects_dir: Path) -> list[Project | LoadFailure]:
     out: list[Project | LoadFailure] = []
     for file in project_files(projects_dir):
         try:
-            out.append(load_project(file))
+            out.append(load_project(file, read(file) if read else None))
         except ConfigError as exc:
             out.append(LoadFailure(file.parent.name, exc))
         except Exception as exc:  # whatever breaks one project must not hide the others

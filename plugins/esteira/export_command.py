@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m asl_export") -> i
 
         try:
             target = Target.aws_env(_environments(env_file), args.env)
-            projects = _load(projects_dir, args.projects, args.all)
+            projects = _load(projects_dir, args.projects, args.all, cache.raw)
             rendered = _render(projects, target, args.out)
         except (_Refused, ConfigError) as exc:
             print(exc, file=sys.stderr)
@@ -135,11 +136,18 @@ class _OutputCache:
             self.env_bytes: bytes | None = read_config_bytes(env_file)
         except ConfigError:
             self.env_bytes = None  # never a hit: compiling says what is wrong with it
+        self._raws: dict[Path, bytes] = {}
         self.context = json.dumps(["export", env, str(projects_dir.resolve()), str(env_file.resolve())])
+
+    def raw(self, config: Path) -> bytes:
+        """The config's bytes, read once: the key and the compile see the very same bytes."""
+        if config not in self._raws:
+            self._raws[config] = read_config_bytes(config)
+        return self._raws[config]
 
     def _key(self, config: Path) -> tuple[str, str] | None:
         try:
-            raw = read_config_bytes(config)
+            raw = self.raw(config)
         except ConfigError:
             return None
         return f"{self.context} {config.absolute()}", cache_key(self.context, code_fingerprint(), raw, self.env_bytes)
@@ -209,12 +217,13 @@ def _environments(env_file: Path) -> Environments:
         raise unexpected_error(env_file, exc) from None
 
 
-def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Project]:
+def _load(projects_dir: Path, names: list[str], everything: bool, read: Callable[[Path], bytes]) -> list[Project]:
+    """Every named project (or all), each parsed from `read`'s bytes; _Refused naming every problem."""
     from esteira.config import Project, load_project
     from esteira.discovery import LoadFailure, discover
 
     if everything:
-        loaded = discover(projects_dir)
+        loaded = discover(projects_dir, read)
         failures = [str(item.error) for item in loaded if isinstance(item, LoadFailure)]
         if failures:
             raise _Refused("\n".join(failures))
@@ -231,7 +240,7 @@ def _load(projects_dir: Path, names: list[str], everything: bool) -> list[Projec
     for name in dict.fromkeys(names):
         file = projects_dir / name / CONFIG_FILE
         try:
-            out.append(load_project(file))
+            out.append(load_project(file, read(file)))
         except ConfigError as exc:
             problems.append(str(exc))
         except Exception as exc:  # reported with the others, never a traceback
