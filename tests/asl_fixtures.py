@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
+
+from esteira.asl import SHARED, SHARED_PATH
 
 # name -> {step: depends_on}; None means "after the previous step" (the seed's default)
 GRAPHS: dict[str, dict[str, list[str] | None]] = {
@@ -43,3 +47,28 @@ def config_text(name: str, deps: dict[str, list[str] | None]) -> str:
                               "spot": True}},
         "notifications": {"on_success": ["ml@rentcars.com"], "on_failure": ["oncall@rentcars.com"]},
     }, sort_keys=False)
+
+
+def task_parameters(definition: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """A Task state's Parameters with what it reads from the run's shared values (the environment
+    lists, the network: esteira.asl writes them once, in the `esteira.shared` state) written in."""
+    shared = definition["States"][SHARED]["Parameters"]
+
+    def inline(value: Any) -> Any:
+        if isinstance(value, list):
+            return [inline(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, item in value.items():
+            if key.endswith(".$") and isinstance(item, str) and item.startswith(f"{SHARED_PATH}."):
+                node = shared
+                for part in item.removeprefix(f"{SHARED_PATH}.").split("."):
+                    node = node[part]
+                out[key.removesuffix(".$")] = inline(node)
+            else:
+                out[key] = inline(item)
+        return out
+
+    parameters: dict[str, Any] = inline(state["Parameters"])
+    return parameters

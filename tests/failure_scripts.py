@@ -52,3 +52,11 @@ SCRIPTS = (
     # infrastructure budget 0: the first spot interruption fails the step, retries notwithstanding
     Script("no-infra-budget", retries=2, infra_retries=0, attempts=(SPOT,), succeeds=False, failure=INFRASTRUCTURE),
 )
+
+
+def expected_failure(script: Script, step: str, log: str | None) -> dict[str, object]:
+    """The record a FAILED notification lists for the script's step: its last attempt, as ECS said it."""
+    assert script.failure is not None
+    last = script.attempts[-1]
+    return {"step": step, "classification": script.failure, "exit_code": last.exit_code,
+            "stop_code": last.stop_code, "stopped_reason": last.stopped_reason, "log": log}

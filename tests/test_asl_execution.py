@@ -12,6 +12,7 @@ import itertools
 import shutil
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +23,7 @@ from conftest import PROJECTS
 from esteira import notifications
 from esteira.config import Project, load_project
 from esteira.environments import load_environments
+from esteira.graph import steps_in_order, structure
 from esteira.plan import Plan, Target, build_plan
 
 REPO_PROJECTS = ("recsys", "churn")
@@ -121,8 +123,21 @@ def explain(result: ExecutionResult) -> str:
     return f"status {result.status}; failures: {result.failures()}"
 
 
-def expected_message(spec: Plan, status: str, run_date: str, run_id: str) -> dict[str, str]:
-    return {"project": spec.project, "env": ENV, "status": status, "run_date": run_date, "run_id": run_id}
+def expected_message(spec: Plan, status: str, run_date: str, run_id: str,
+                     failures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"project": spec.project, "env": ENV, "status": status, "run_date": run_date,
+                               "run_id": run_id}
+    return message if failures is None else message | {"failures": failures}
+
+
+def failure(spec: Plan, step: str, exit_code: int, task_arn: str) -> dict[str, Any]:
+    """The record of a step whose container exited non-zero (moto's ECS sets no stop code)."""
+    placement = spec.placement
+    assert placement is not None
+    log = notifications.log_stream_url(placement.region, placement.log_group,
+                                       f"{placement.log_stream_prefix}/{placement.container_name}", task_arn)
+    return notifications.failure_record(step, "application", exit_code=exit_code,
+                                        stopped_reason="Essential container in task exited", log=log)
 
 
 # --- (1) order, and every step runs its own container ----------------------------------------
@@ -202,7 +217,8 @@ def test_a_failing_step_is_retried_then_notified_and_nothing_downstream_runs(
     if project.config.notifications.on_failure:
         assert [(n.subject, n.message) for n in result.notifications] == [
             (notifications.subject(project.name, ENV, notifications.FAILED),
-             expected_message(spec, notifications.FAILED, run_date, run_id))]
+             expected_message(spec, notifications.FAILED, run_date, run_id,
+                              [failure(spec, step, 3, attempts[-1].task_arn)]))]
     else:
         assert result.notifications == []
 
@@ -221,6 +237,20 @@ def test_a_failure_does_not_cancel_the_steps_independent_of_it(specs: dict[str, 
     assert result.status == "FAILED", explain(result)
     assert not descendants(project, step) & result.steps_run
     assert others <= result.steps_run, f"never started: {sorted(others - result.steps_run)}"
+
+
+def test_the_failure_notification_lists_every_failed_step_in_structure_order(specs: dict[str, Plan]) -> None:
+    """independent: a -> b beside x -> y. a and y both fail, one in each branch: the message lists
+    both, in the order the pipeline's structure walks them (the order Airflow's callback uses too)."""
+    spec = specs["independent"]
+    result = run_execution(spec, Execution(exit_codes={"a": 4, "y": 5}))
+    assert result.status == "FAILED", explain(result)
+    last = {step: result.runs_of(step)[-1].task_arn for step in ("a", "y")}
+    order = [step for step in steps_in_order(structure(spec.graph)) if step in last]
+    assert order == ["a", "y"], "the fixture changed"
+    [notification] = result.notifications
+    assert notification.message["failures"] == [failure(spec, "a", 4, last["a"]), failure(spec, "y", 5, last["y"])]
+    assert "b" not in result.steps_run
 
 
 def test_a_step_that_fails_once_is_retried_and_the_run_succeeds(specs: dict[str, Plan]) -> None:

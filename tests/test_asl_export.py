@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from asl_fixtures import GRAPHS, SERIES_PARALLEL, config_text
+from asl_fixtures import GRAPHS, SERIES_PARALLEL, config_text, task_parameters
 from conftest import PROJECTS, REPO
 from esteira.airflow.factory import build_all
 from esteira.settings import Settings
@@ -145,7 +145,7 @@ def test_state_machine_and_airflow_dag_agree_on_everything_a_step_is(
                 assert order[task_id] == ancestors(dag, task_id), (name, task_id)
         for task_id, state in tasks.items():
             op = dag.get_task(task_id)
-            params = camel(state["Parameters"])
+            params = camel(task_parameters(definition, state))
             assert params["cluster"] == op.cluster
             assert params["taskDefinition"] == op.task_definition
             assert params["capacityProviderStrategy"] == op.capacity_provider_strategy

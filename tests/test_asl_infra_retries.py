@@ -13,21 +13,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from failure_scripts import SCRIPTS, Script
+from failure_scripts import SCRIPTS, Script, expected_failure
 from sfn_harness import Execution, run_execution
 
 from asl_fixtures import config_text
 from conftest import PROJECTS
 from esteira.config import load_project
-from esteira.ecs_failures import INFRA_ERROR, INFRASTRUCTURE
+from esteira.ecs_failures import INFRA_ERROR, INFRASTRUCTURE, TIMEOUT
 from esteira.environments import load_environments
+from esteira.notifications import failure_record, log_stream_url
 from esteira.plan import Plan, Target, build_plan
 
 
-def one_step_plan(tmp_path: Path, script: Script) -> Plan:
+def one_step_plan(tmp_path: Path, script: Script, timeout_seconds: int | None = None) -> Plan:
     doc = yaml.safe_load(config_text("spot", {"train": None}))
     doc["schedule"] |= {"retries": script.retries, "retry_delay_seconds": 1, "infra_retries": script.infra_retries,
                         "infra_retry_delay_seconds": 1}
+    if timeout_seconds is not None:
+        doc["batch"]["pipeline"]["steps"][0]["timeout_seconds"] = timeout_seconds
     doc["notifications"] = {"on_success": [], "on_failure": ["oncall@rentcars.com"]}
     (tmp_path / "spot").mkdir()
     (tmp_path / "spot" / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -43,10 +46,20 @@ def test_the_state_machine_spends_each_budget_only_on_its_own_failures(tmp_path:
     assert [run.stop for run in runs] == list(script.attempts), result.failures()  # no more, no fewer
     assert result.status == ("SUCCEEDED" if script.succeeds else "FAILED"), result.failures()
     history = json.dumps(result.history, default=str)
-    if script.failure == INFRASTRUCTURE:  # the step says why it failed
-        assert INFRA_ERROR in history and "infrastructure failure of step train" in history
+    if script.failure == INFRASTRUCTURE:
+        assert INFRA_ERROR in history
     else:  # no infrastructure failure was ever raised: the budget was not touched
         assert INFRA_ERROR not in history
+    if script.succeeds:
+        assert [n.message["status"] for n in result.notifications] == []  # on_success lists nobody
+        return
+    # the failure notification says which step failed, why, with what ECS said and where its logs are
+    [notification] = result.notifications
+    placement = plan.placement
+    assert placement is not None
+    log = log_stream_url(placement.region, placement.log_group,
+                         f"{placement.log_stream_prefix}/{placement.container_name}", runs[-1].task_arn)
+    assert notification.message["failures"] == [expected_failure(script, "train", log)]
 
 
 def test_infrastructure_retries_back_off_exponentially(tmp_path: Path) -> None:
@@ -56,3 +69,18 @@ def test_infrastructure_retries_back_off_exponentially(tmp_path: Path) -> None:
     runs = result.runs_of("train")
     gaps = [later.started - (earlier.stopped or 0) for earlier, later in itertools.pairwise(runs)]
     assert len(gaps) == 2 and 1.0 <= gaps[0] < 2.0 <= gaps[1] < 3.5, gaps
+
+
+def test_a_timed_out_step_is_notified_as_a_timeout(tmp_path: Path) -> None:
+    """The task outlives the step's timeout_seconds: States.Timeout, caught as esteira.StepTimeout
+    (retried on `retries`, never on the infrastructure budget), and the notification's record is the
+    one Airflow sends for its own timeout (test_ecs_infra_retries.py)."""
+    script = next(s for s in SCRIPTS if s.name == "app-failure")  # retries 1: both tries time out
+    doc_plan = one_step_plan(tmp_path, script, timeout_seconds=1)
+    result = run_execution(doc_plan, Execution(hold={"train": 4.0}))
+    assert result.status == "FAILED", result.failures()
+    assert len(result.runs_of("train")) == 1 + script.retries
+    history = json.dumps(result.history, default=str)
+    assert "esteira.StepTimeout" in history and INFRA_ERROR not in history
+    [notification] = result.notifications
+    assert notification.message["failures"] == [failure_record("train", TIMEOUT)]

@@ -11,6 +11,7 @@ left RUNNING. The operator's wait between infrastructure retries is recorded ins
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pytest
 import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.amazon.aws.utils.task_log_fetcher import AwsTaskLogFetcher
-from failure_scripts import SCRIPTS, SPOT, Script, Stop
+from failure_scripts import SCRIPTS, SPOT, Script, Stop, expected_failure
 from moto.ecs.models import EC2ContainerServiceBackend, Task
 from test_ecs_timeout import DEV, LOGICAL, ON_KILL_REASON, PROJECT, aws, create_network, create_platform, ecs_tasks
 
@@ -32,6 +33,7 @@ from esteira.airflow import ecs_operator
 from esteira.airflow.compat import generate_uuid
 from esteira.airflow.ecs_operator import STOP_REASON, EcsRunTaskOperator, try_timeout_seconds
 from esteira.ecs_failures import INFRASTRUCTURE, TIMEOUT, StoppedTask
+from esteira.notifications import failure_record, log_stream_url
 
 __all__ = ["aws"]  # the fixture, shared with test_ecs_timeout
 
@@ -116,7 +118,7 @@ def write_projects(tmp_path: Path, subnets: list[str], group: str, *, retries: i
     step.pop("depends_on", None)
     step.update(timeout_seconds=timeout_seconds)
     cfg["batch"]["pipeline"]["steps"] = [step]
-    cfg["notifications"] = {"on_success": [], "on_failure": []}  # no SNS here
+    cfg["notifications"] = {"on_success": [], "on_failure": ["oncall@rentcars.com"]}
     (dest / PROJECT).mkdir()
     (dest / PROJECT / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return dest
@@ -130,6 +132,31 @@ class Run:
     waits: list[float]
     log: str
     seconds: float
+    notifications: list[dict[str, Any]]  # the messages published to the project's topic
+
+    def failures(self) -> list[dict[str, Any]]:
+        [message] = self.notifications
+        failures: list[dict[str, Any]] = message["failures"]
+        return failures
+
+    def log_link(self, task_arn: str) -> str:
+        return log_stream_url(DEV["region"], self.op.awslogs_group, self.op.awslogs_stream_prefix, task_arn)
+
+
+def subscribe_inbox(topic_arn: str) -> str:
+    """The project's topic (the stack's, in production), with an SQS queue that receives its messages."""
+    sns, sqs = boto3.client("sns", region_name=DEV["region"]), boto3.client("sqs", region_name=DEV["region"])
+    assert sns.create_topic(Name=topic_arn.rsplit(":", 1)[-1])["TopicArn"] == topic_arn
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue)
+    return url
+
+
+def published(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=DEV["region"])
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
 
 
 @pytest.fixture
@@ -162,6 +189,7 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         ecs.install(monkeypatch)
         waits: list[float] = []
         monkeypatch.setattr(ecs_operator, "sleep", waits.append)
+        inbox = subscribe_inbox(dag.on_failure_callback.topic_arn)
         started = datetime.now(UTC)
         try:
             dag_run = dag.test(logical_date=LOGICAL)
@@ -170,7 +198,8 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
                 if isinstance(thread, AwsTaskLogFetcher):
                     thread.join(timeout=10)
         seconds = (datetime.now(UTC) - started).total_seconds()
-        return Run(dag_run.get_task_instance(STEP), op, ecs, waits, capsys.readouterr().out, seconds)
+        return Run(dag_run.get_task_instance(STEP), op, ecs, waits, capsys.readouterr().out, seconds,
+                   published(inbox))
 
     yield run
     for ecs in scripted:
@@ -224,6 +253,12 @@ def test_airflow_makes_the_scripts_attempts_and_ends_as_it_says(run_step: Any, s
         if script.failure == INFRASTRUCTURE:  # not retried by Airflow: the try made all its attempts
             assert f"on all {budget} ECS task attempt(s)" in run.log
             assert "InfrastructureFailure" in run.log
+        # the failure notification: the record the state machine sends for the same script
+        # (test_asl_infra_retries.py), for the last attempt
+        last_arn = run.ecs.started[-1][0]
+        assert run.failures() == [expected_failure(script, STEP, run.log_link(last_arn))]
+    else:
+        assert run.notifications == []  # on_success lists nobody
     # the job's own log lines, read from each task's CloudWatch stream into the Airflow task's log
     for attempt in range(1, len(script.attempts) + 1):
         assert f"esteira-test: the job of attempt {attempt}" in run.log
@@ -246,6 +281,9 @@ def test_the_timeout_is_per_ecs_task_and_a_timed_out_task_is_stopped(run_step: A
     assert (run.ti.state, run.ti.try_number) == ("failed", 1)
     assert f"step {STEP}: {TIMEOUT}: ECS task {second.split('/')[-1]} was still RUNNING" in run.log
     assert "StepTimeout" in run.log and "AirflowTaskTimeout" not in run.log
+    # the state machine's record of a timed-out step (test_asl_infra_retries.py): the orchestrator
+    # stopped the task, ECS said nothing of its own
+    assert run.failures() == [failure_record(STEP, TIMEOUT)]
 
 
 @pytest.mark.usefixtures("airflow_db")

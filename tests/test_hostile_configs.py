@@ -44,6 +44,7 @@ import pytest
 import yaml
 from hostile_cases import ACCEPT, BY_ID, CASES, REFUSE, Case
 
+from asl_fixtures import task_parameters
 from conftest import DAGS, PROJECTS, REPO
 
 BIN = Path(sys.executable).parent
@@ -504,7 +505,7 @@ def _check_parity(down: Downstream, name: str, states: dict[str, dict[str, Any]]
             down.add(name, "parity", f"{task.task_id}: Airflow cannot render the task: {type(exc).__name__}: {exc}")
             continue
         af = task.overrides["containerOverrides"][0]
-        asl = state["Parameters"]["Overrides"]["ContainerOverrides"][0]
+        asl = task_parameters(json.loads(down.machine(name).read_text()), state)["Overrides"]["ContainerOverrides"][0]
         if list(af["command"]) != list(asl["Command"]):
             down.add(name, "parity", f"{task.task_id}: command Airflow {af['command']!r} vs ASL {asl['Command']!r}")
         af_env = sorted((e["name"], e["value"]) for e in af["environment"])

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from asl_fixtures import task_parameters
 from conftest import PROJECTS
 from esteira.airflow.factory import build_all
 from esteira.asl import render_state_machine
@@ -92,7 +93,7 @@ def test_the_ecs_task_airflow_renders_equals_the_asl_task_field_by_field(
     target = Target.aws_env(load_environments(literal_project / "environments.yaml"), "dev")
     asl = render_state_machine(build_plan(project, target))
     branch = asl["States"][f"{task.task_id}.run"]["Branches"][0]
-    sent = branch["States"][task.task_id]["Parameters"]["Overrides"]["ContainerOverrides"][0]
+    sent = task_parameters(asl, branch["States"][task.task_id])["Overrides"]["ContainerOverrides"][0]
 
     assert rendered["command"] == sent["Command"] == ["python", "dump.py", *ARGS]
     airflow_env = {e["name"]: e["value"] for e in rendered["environment"]}

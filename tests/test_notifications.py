@@ -42,6 +42,9 @@ ASKED_AT = datetime(2026, 11, 25, 13, 14, 15, 123456, tzinfo=UTC)  # when someon
 
 Queues = dict[str, str]  # project -> SQS queue URL subscribed to its topic
 
+# a failure callback reads the run's failed tasks from Airflow (esteira.airflow.run_failures)
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
 
 def make_dag_run(kind: str, dag_id: str, run_id: str, run_type: str,
                  logical_date: datetime | None, run_after: datetime) -> Any:
@@ -119,12 +122,19 @@ def ecs_dags(projects_dir: Path, env: str = "dev") -> dict[str, Any]:
                                             "ESTEIRA_BACKEND": "ecs", "ESTEIRA_ENV": env}))
 
 
-def expect(envelope: dict[str, Any], env: str, project: str, status: str, run_date: str, run_id: str) -> None:
+def expect(envelope: dict[str, Any], env: str, project: str, status: str, run_date: str, run_id: str,
+           failures: list[dict[str, Any]] | None = None) -> None:
+    """The message; a FAILED one lists the run's failed steps (none here: these runs exist only in the
+    callback's context, the metadata database has no task of theirs)."""
     region, account = ENVIRONMENTS[env]["region"], ENVIRONMENTS[env]["account_id"]
     assert envelope["TopicArn"] == f"arn:aws:sns:{region}:{account}:{project}-notifications"
     assert envelope["Subject"] == f"[esteira] {project} ({env}) {status}"
     body = json.loads(envelope["Message"])
-    assert body == {"project": project, "env": env, "status": status, "run_date": run_date, "run_id": run_id}
+    expected: dict[str, Any] = {"project": project, "env": env, "status": status, "run_date": run_date,
+                                "run_id": run_id}
+    if status == "FAILED":
+        expected["failures"] = failures or []
+    assert body == expected
     assert ISO_UTC.match(body["run_date"])
 
 
@@ -216,7 +226,7 @@ def test_local_backend_logs_the_message_and_publishes_nothing(
     assert "[esteira] recsys (local) FAILED" in text
     assert json.loads(text[text.index("{"):]) == {
         "project": "recsys", "env": "local", "status": "FAILED", "run_date": "2026-11-24T07:30:00Z",
-        "run_id": run_id}
+        "run_id": run_id, "failures": []}
 
 
 def processor_callback(monkeypatch: pytest.MonkeyPatch, projects_dir: Path, run_id: str,

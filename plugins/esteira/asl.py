@@ -34,10 +34,20 @@ the run ends in Fail. The task's description lives only inside the branch: the w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from esteira import notifications
-from esteira.ecs_failures import INFRA_ERROR, INFRASTRUCTURE_RULES, Field, Rule, infra_delay_seconds
+from esteira.ecs_failures import (
+    APPLICATION,
+    INFRA_ERROR,
+    INFRASTRUCTURE,
+    INFRASTRUCTURE_RULES,
+    TIMEOUT,
+    Field,
+    Rule,
+    infra_delay_seconds,
+)
 from esteira.errors import ConfigError, Problem
 from esteira.graph import Block, Par, Seq, structure
 from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, StepPlan
@@ -48,17 +58,29 @@ RUN_PATH = "$.esteira"
 START, FROM_INPUT, FROM_EXECUTION = "esteira.start", "esteira.run-from-schedule", "esteira.run-from-execution"
 NOTIFY_SUCCESS, NOTIFY_FAILURE = "esteira.notify-success", "esteira.notify-failure"
 SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
+# the failure path: a step's error, or a Parallel's branches' errors -> the list -> records (explain)
+STEP_ERROR, BRANCH_ERRORS, EXPLAIN = "esteira.step-error", "esteira.branch-errors", "esteira.explain"
 # a step's helper states are `<step><suffix>`; esteira.naming.STEP_ID_MAX leaves room for the longest
 RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX = ".run", ".exit-code", ".ok", ".failed"
 TRY_SUFFIX, CAUGHT_SUFFIX, CAUSE_SUFFIX, CLASSIFY_SUFFIX = ".try", ".caught", ".cause", ".classify"
 INFRA_RETRY_SUFFIX, INFRA_NEXT_SUFFIX = ".infra", ".backoff"
 INFRA_WAIT_SUFFIX, INFRA_FAILED_SUFFIX = ".wait", ".infra-err"
+WHY_SUFFIX, RECORD_SUFFIX, NO_TASK_SUFFIX, TIMEOUT_SUFFIX = ".why", ".rec", ".no-task", ".timeout"
 HELPER_SUFFIXES = (RUN_SUFFIX, CHECK_SUFFIX, OK_SUFFIX, FAILED_SUFFIX, TRY_SUFFIX, CAUGHT_SUFFIX, CAUSE_SUFFIX,
-                   CLASSIFY_SUFFIX, INFRA_RETRY_SUFFIX, INFRA_NEXT_SUFFIX, INFRA_WAIT_SUFFIX, INFRA_FAILED_SUFFIX)
+                   CLASSIFY_SUFFIX, INFRA_RETRY_SUFFIX, INFRA_NEXT_SUFFIX, INFRA_WAIT_SUFFIX, INFRA_FAILED_SUFFIX,
+                   WHY_SUFFIX, RECORD_SUFFIX, NO_TASK_SUFFIX, TIMEOUT_SUFFIX)
 _TASK = "$.ecs"  # the stopped task's description, inside a step's branch
 _RULE_PATHS = {Field.STOP_CODE: f"{_TASK}.StopCode", Field.STOPPED_REASON: f"{_TASK}.StoppedReason",
                Field.CONTAINER_REASON: f"{_TASK}.Containers[0].Reason"}
 STEP_FAILED_ERROR = "esteira.StepFailed"
+STEP_TIMEOUT_ERROR = "esteira.StepTimeout"
+# A failed step's Fail state carries a short record as its Cause (JSON text): s = the step, x = the exit
+# code, c = the stop code, r = the stopped reason, t = the task ARN; absent ones are null after a
+# States.JsonMerge over BLANK. The explain Map turns each into notifications.failure_record's shape.
+SHARED, SHARED_PATH = "esteira.shared", f"{RUN_PATH}.shared"
+BLANK_PATH = f"{SHARED_PATH}.blank"
+_BLANK = {"task": {"StopCode": None, "StoppedReason": None, "TaskArn": None},
+          "container": {"ExitCode": None}, "record": {k: None for k in "sxcrt"}}
 RUN_TASK_REFUSED = "ECS.AmazonECSException"  # how the ECS integration reports a RunTask that placed no task
 
 
@@ -80,9 +102,20 @@ def render_state_machine(plan: Plan) -> dict[str, Any]:
     states: dict[str, Any] = {}
     _identity_states(states)
     builder = _Builder(plan)
-    first = builder.chain(structure(plan.graph), states, on_success, on_failure)
-    states[FROM_INPUT]["Next"] = first
-    states[FROM_EXECUTION]["Next"] = first
+    first = builder.chain(structure(plan.graph), states, on_success, STEP_ERROR, BRANCH_ERRORS)
+    states[FROM_INPUT]["Next"] = SHARED
+    states[FROM_EXECUTION]["Next"] = SHARED
+    # what every step's RunTask has in common, written once (the definition's 1 MiB limit): every
+    # branch starts from the run's input, so the steps read it from there
+    states[SHARED] = {"Type": "Pass", "ResultPath": SHARED_PATH, "Next": first,
+                      "Parameters": {"blank": _BLANK, **builder.shared}}
+    # the run failed: its errors as one list (a step's, or those a Parallel's branches collected)
+    states[STEP_ERROR] = {"Type": "Pass", "Parameters": {"list.$": "States.Array($.error)"},
+                          "ResultPath": "$.errors", "Next": EXPLAIN}
+    if _leads_to(states, BRANCH_ERRORS):
+        states[BRANCH_ERRORS] = {"Type": "Pass", "Parameters": {"list.$": _BRANCH_ERRORS},
+                                 "ResultPath": "$.errors", "Next": EXPLAIN}
+    states[EXPLAIN] = _explain_state(plan, on_failure)
     if notify.on_success:
         _notify_states(states, plan, notifications.SUCCEEDED, NOTIFY_SUCCESS, SUCCEEDED)
     if notify.on_failure:
@@ -130,15 +163,88 @@ def _identity_states(states: dict[str, Any]) -> None:
         "run_id.$": "$$.Execution.Name"}, "ResultPath": RUN_PATH}
 
 
+_BRANCH_ERRORS = "$.outcome.branches[*].errors[*]"  # after a Parallel state some of whose branches failed
+_COLLECTED_PATHS: dict[RunValue | notifications.Collected, _Path] = {
+    notifications.Collected.FAILURES: _Path("$.failures")}
+
+
+def _explain_state(plan: Plan, following: str) -> dict[str, Any]:
+    """A Map from the run's errors (Error, Cause) to notifications.failure_record's: the same records
+    esteira's Airflow callback lists. The classification is the Fail state's error name; the rest is
+    the step's short record (its Cause), the log link built from the task ARN it names."""
+    assert plan.placement is not None
+    placement = plan.placement
+    url = notifications.log_stream_url_prefix(
+        placement.region, placement.log_group, f"{placement.log_stream_prefix}/{placement.container_name}")
+    name = f"{EXPLAIN}."
+    kinds = {STEP_FAILED_ERROR: APPLICATION, INFRA_ERROR: INFRASTRUCTURE, STEP_TIMEOUT_ERROR: TIMEOUT}
+    split = "States.StringSplit($.c.t, '/')"
+    states: dict[str, Any] = {
+        f"{name}kind": {"Type": "Choice", "Default": f"{name}{notifications.UNKNOWN}", "Choices": [
+            {"Variable": "$.error.Error", "StringEquals": error, "Next": f"{name}{kind}"}
+            for error, kind in kinds.items()]},
+        **{f"{name}{kind}": {"Type": "Pass", "Next": f"{name}has-task", "Parameters": {
+            "classification": kind, "c.$": "States.JsonMerge($.blank, States.StringToJson($.error.Cause), false)"}}
+           for kind in kinds.values()},
+        f"{name}has-task": {"Type": "Choice", "Default": f"{name}no-link",
+                            "Choices": [{"Variable": "$.c.t", "IsString": True, "Next": f"{name}link"}]},
+        f"{name}link": {"Type": "Pass", "Next": f"{name}record", "Parameters": {
+            "classification.$": "$.classification", "c.$": "$.c",
+            # the task id ends the ARN, in either ARN format
+            "log.$": f"States.Format('{_intrinsic_text(url)}{{}}', States.ArrayGetItem({split}, "
+                     f"States.MathAdd(States.ArrayLength({split}), -1)))"}},
+        f"{name}no-link": {"Type": "Pass", "Next": f"{name}record", "Parameters": {
+            "classification.$": "$.classification", "c.$": "$.c", "log": None}},
+        f"{name}record": {"Type": "Pass", "End": True, "Parameters": _params(dict(zip(
+            notifications.RECORD_KEYS, map(_Path, ("$.c.s", "$.classification", "$.c.x", "$.c.c", "$.c.r", "$.log")),
+            strict=True)))},
+        # not a failure esteira classified (an error of Step Functions itself): its error name
+        f"{name}{notifications.UNKNOWN}": {"Type": "Pass", "End": True, "Parameters": _params(
+            notifications.failure_record(None, notifications.UNKNOWN) | {"stopped_reason": _Path("$.error.Error")})},
+    }
+    return {
+        "Type": "Map",
+        "Comment": "why each failed step failed: the records of the failure notification",
+        "ItemsPath": "$.errors.list",
+        "ItemSelector": {"error.$": "$$.Map.Item.Value", "blank.$": f"{BLANK_PATH}.record"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": f"{name}kind", "States": states},
+        "ResultPath": "$.failures",
+        "Next": following,
+    }
+
+
+def _leads_to(states: dict[str, Any], name: str) -> bool:
+    """Whether a state of this scope goes to `name` (Next, Default or a Choice's or Catch's Next)."""
+    def targets(value: Any) -> Iterator[Any]:
+        if isinstance(value, dict):
+            yield value.get("Next"), value.get("Default")
+            for key, item in value.items():
+                if key != "Branches":  # a Parallel's branches are scopes of their own
+                    yield from targets(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from targets(item)
+    return any(name in pair for pair in targets(states))
+
+
+def _intrinsic_text(text: str) -> str:
+    """A string literal inside an intrinsic function: ' { } and \\ are escaped with a backslash."""
+    return "".join(f"\\{char}" if char in "'{}\\" else char for char in text)
+
+
 def _notify_states(states: dict[str, Any], plan: Plan, status: str, first: str, end: str) -> None:
     """A Pass state that builds the message (the same JSON Airflow's callback sends), then SNS."""
     assert plan.notifications.topic_arn is not None
     name = plan.project
     fields = notifications.message_fields(name, plan.target.env, status)
     publish = f"{first}.publish"
+    paths = dict(_COLLECTED_PATHS)
+    for value, path in _RUN_VALUE_PATHS.items():
+        paths[value] = path
     states[first] = {
         "Type": "Pass",
-        "Parameters": _params({k: _RUN_VALUE_PATHS[v] if isinstance(v, RunValue) else v for k, v in fields.items()}),
+        "Parameters": _params({k: paths[v] if isinstance(v, RunValue | notifications.Collected) else v
+                               for k, v in fields.items()}),
         "ResultPath": "$.notification",
         "Next": publish,
     }
@@ -166,17 +272,20 @@ class _Builder:
     finish, then fails the run. A Parallel state whose branch fails would cancel its sibling
     branches instead, so no failure is allowed to leave a branch: each step's wrapper catches
     its own failure and ends its sequence (in a series-parallel graph the rest of a sequence
-    depends on it), each branch ends in `{"failed": true|false}`, and after a Parallel state
-    has let every branch finish, a Choice sends the run on to the failure path when any
-    branch failed. The failure notification and Fail come once, at the end.
+    depends on it), each branch ends in `{"failed": true|false, "errors": [...]}` (the errors of
+    its failed steps, as Catch put them), and after a Parallel state has let every branch finish,
+    a Choice sends the run on to the failure path when any branch failed, with the branches'
+    errors in branch order. The failure notification and Fail come once, at the end.
     """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.parallel_count = 0
+        self.shared: dict[str, Any] = {"env": {}}  # RunTask values the steps read from SHARED_PATH
 
-    def chain(self, block: Block, states: dict[str, Any], on_success: str, on_failure: str) -> str:
-        """Add the block's states: they go to on_success when all ran, else to on_failure; return the start."""
+    def chain(self, block: Block, states: dict[str, Any], on_success: str, on_failure: str, on_failures: str) -> str:
+        """Add the block's states: they go to on_success when all ran, else to on_failure (a step's error
+        in $.error) or on_failures (a Parallel's branches' in $.outcome.branches); return the start."""
         items = list(block.items) if isinstance(block, Seq) else [block]
         names = [self._name(item) for item in items]
         catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_failure}]
@@ -189,20 +298,27 @@ class _Builder:
             outcome = f"{names[i]}.outcome"
             branches = []
             for j, branch in enumerate(item.branches, start=1):
-                ok, failed = f"{names[i]}.branch-{j}.ok", f"{names[i]}.branch-{j}.failed"
+                prefix = f"{names[i]}.branch-{j}"
+                ok, failed, within = f"{prefix}.ok", f"{prefix}.failed", f"{prefix}.failed-within"
                 branch_states: dict[str, Any] = {}
-                branch_start = self.chain(branch, branch_states, ok, failed)
-                branch_states[ok] = {"Type": "Pass", "Result": {"failed": False}, "End": True}
-                branch_states[failed] = {"Type": "Pass", "Result": {"failed": True}, "End": True}
+                branch_start = self.chain(branch, branch_states, ok, failed, within)
+                branch_states[ok] = {"Type": "Pass", "Result": {"failed": False, "errors": []}, "End": True}
+                branch_states[failed] = {"Type": "Pass", "End": True, "Parameters": {
+                    "failed": True, "errors.$": "States.Array($.error)"}}
+                if _leads_to(branch_states, within):  # the branch holds a Parallel state
+                    branch_states[within] = {"Type": "Pass", "End": True, "Parameters": {
+                        "failed": True, "errors.$": _BRANCH_ERRORS}}
                 branches.append({"StartAt": branch_start, "States": branch_states})
             states[names[i]] = {
                 "Type": "Parallel", "Branches": branches,
-                "ResultSelector": {"failed.$": "States.ArrayContains($[*].failed, true)"},
+                # the branches' outcomes; their errors are flattened (in branch order) only when one failed:
+                # a wildcard path matching nothing is an error when it starts at the root ($[*]...)
+                "ResultSelector": {"failed.$": "States.ArrayContains($[*].failed, true)", "branches.$": "$"},
                 "ResultPath": "$.outcome", "Catch": catch, "Next": outcome,
             }
             states[outcome] = {
                 "Type": "Choice", "Comment": "every branch has finished; did any step fail?",
-                "Choices": [{"Variable": "$.outcome.failed", "BooleanEquals": True, "Next": on_failure}],
+                "Choices": [{"Variable": "$.outcome.failed", "BooleanEquals": True, "Next": on_failures}],
                 "Default": following,
             }
         return names[0]
@@ -220,18 +336,21 @@ class _Builder:
         retries), retried as a whole for the application's failures."""
         name = step.step_id
         assert self.plan.placement is not None
-        logs = self.plan.placement.log_group
         check, ok, failed = f"{name}{CHECK_SUFFIX}", f"{name}{OK_SUFFIX}", f"{name}{FAILED_SUFFIX}"
         caught, cause, classify = f"{name}{CAUGHT_SUFFIX}", f"{name}{CAUSE_SUFFIX}", f"{name}{CLASSIFY_SUFFIX}"
         infra_failed = f"{name}{INFRA_FAILED_SUFFIX}"
+        why, record = f"{name}{WHY_SUFFIX}", f"{name}{RECORD_SUFFIX}"
+        no_task, timed_out = f"{name}{NO_TASK_SUFFIX}", f"{name}{TIMEOUT_SUFFIX}"
         exit_code = f"{_TASK}.Containers[0].ExitCode"  # the task definition has one container
         budget = step.infra_retries
         infrastructure = f"{name}{INFRA_RETRY_SUFFIX}" if budget else infra_failed
         states: dict[str, Any] = {
             name: {**self._task(step), "Next": check, "Catch": [
                 # RunTask placed nothing (no capacity): the Airflow operator's EcsOperatorError
-                {"ErrorEquals": [RUN_TASK_REFUSED], "ResultPath": f"{_TASK}_failure", "Next": infrastructure},
-                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": f"{_TASK}_failure", "Next": caught}]},
+                {"ErrorEquals": [RUN_TASK_REFUSED], "ResultPath": f"{_TASK}_failure", "Next": no_task},
+                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": f"{_TASK}_failure", "Next": caught},
+                # TimeoutSeconds passed: Step Functions stops the ECS task (its role may: ecs:StopTask)
+                {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": timed_out}]},
             # the cause of a failed .sync task is the task's description, as JSON text
             caught: {"Type": "Pass", "Parameters": {"task.$": f"States.StringToJson({_TASK}_failure.Cause)"},
                      "ResultPath": f"{_TASK}_failure", "Next": cause},
@@ -240,19 +359,28 @@ class _Builder:
                 "Type": "Choice",  # EcsRunTaskOperator's rule: the container stopped with exit code 0
                 "Choices": [{"And": [{"Variable": exit_code, "IsPresent": True},
                                      {"Variable": exit_code, "NumericEquals": 0}], "Next": ok}],
-                "Default": classify,
+                "Default": why,
             },
+            # the failure's short record, for the notification (see BLANK_PATH): absent fields are null
+            why: {"Type": "Pass", "ResultPath": "$.why", "Next": record, "Parameters": {
+                "t.$": f"States.JsonMerge({BLANK_PATH}.task, {_TASK}, false)",
+                "c.$": f"States.JsonMerge({BLANK_PATH}.container, {_TASK}.Containers[0], false)"}},
+            record: {"Type": "Pass", "ResultPath": "$.why", "Next": classify, "Parameters": {
+                "s": name, "x.$": "$.why.c.ExitCode", "c.$": "$.why.t.StopCode", "r.$": "$.why.t.StoppedReason",
+                "t.$": "$.why.t.TaskArn"}},
+            no_task: {"Type": "Pass", "Result": {"s": name, "r": notifications.NO_TASK}, "ResultPath": "$.why",
+                      "Next": infrastructure},
             classify: {
                 "Type": "Choice",
                 "Choices": [{**_infrastructure_condition(), "Next": infrastructure}],
                 "Default": failed,
             },
             ok: {"Type": "Succeed"},
-            failed: {"Type": "Fail", "Error": STEP_FAILED_ERROR,
-                     "Cause": f"application failure of step {name}: non-zero exit code or never ran; logs: {logs}"},
-            infra_failed: {"Type": "Fail", "Error": INFRA_ERROR,
-                           "Cause": f"infrastructure failure of step {name}: {budget + 1} ECS task(s) in one try "
-                                    "stopped by the platform (see their stop codes)"},
+            # an application failure (non-zero exit code, or never ran) / infrastructure failures on every
+            # ECS task of the try / the timeout: the error names the classification, the cause is the record
+            failed: {"Type": "Fail", "Error": STEP_FAILED_ERROR, "CausePath": "States.JsonToString($.why)"},
+            infra_failed: {"Type": "Fail", "Error": INFRA_ERROR, "CausePath": "States.JsonToString($.why)"},
+            timed_out: {"Type": "Fail", "Error": STEP_TIMEOUT_ERROR, "Cause": compact_json({"s": name})},
         }
         start = name
         if budget:
@@ -286,13 +414,23 @@ class _Builder:
     def _task(self, step: StepPlan) -> dict[str, Any]:
         placement = self.plan.placement
         assert placement is not None
-        request = step.ecs_run_task(placement, self.plan.project, self.plan.target.env,
-                                    _RUN_VALUE_PATHS.__getitem__)
+        request = _pascal(step.ecs_run_task(placement, self.plan.project, self.plan.target.env,
+                                            _RUN_VALUE_PATHS.__getitem__))
+        # the same network for every step, and one environment list per distinct one: read from SHARED
+        self.shared["network"] = request.pop("NetworkConfiguration")
+        [container] = request["Overrides"]["ContainerOverrides"]
+        environments: dict[str, Any] = self.shared["env"]
+        environment = _params(container.pop("Environment"))
+        label = next((k for k, v in environments.items() if v == environment), f"e{len(environments)}")
+        environments[label] = environment
+        parameters = _params(request)
+        parameters["Overrides"]["ContainerOverrides"][0]["Environment.$"] = f"{SHARED_PATH}.env.{label}"
+        parameters["NetworkConfiguration.$"] = f"{SHARED_PATH}.network"
         return {
             "Type": "Task",
             "Comment": step.display_name,
             "Resource": "arn:aws:states:::ecs:runTask.sync",
-            "Parameters": _params(_pascal(request)),
+            "Parameters": parameters,
             "TimeoutSeconds": step.timeout_seconds,
             # the stopped task's description, for the exit-code check and the classification; the
             # wrapper drops it again

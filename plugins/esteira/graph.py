@@ -236,3 +236,12 @@ def _steps(block: Block) -> list[str]:
         return [block]
     children = block.items if isinstance(block, Seq) else block.branches
     return [s for child in children for s in _steps(child)]
+
+
+def steps_in_order(block: Block) -> list[str]:
+    """The block's steps depth first: the order a run's failures are listed in on both orchestrators
+    (the state machine collects them branch by branch, in this order)."""
+    if isinstance(block, str):
+        return [block]
+    parts = block.items if isinstance(block, Seq) else block.branches
+    return [step for part in parts for step in steps_in_order(part)]

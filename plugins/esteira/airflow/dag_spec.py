@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from esteira import notifications
 from esteira.airflow.templates import jinja, literal
 from esteira.ecs_failures import try_timeout_seconds
+from esteira.graph import steps_in_order, structure
 
 if TYPE_CHECKING:  # the planner is imported only by a compile, never by a parse the cache serves
     from esteira.plan import Plan, StepPlan
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # the planner is imported only by a compile, never by a parse
 DagSpec = dict[str, Any]  # JSON: str keys; strings, numbers, booleans, null, lists and dicts only
 
 # Bump when the spec's shape or meaning changes: a cached spec of another version is never read.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 
 def dag_spec(plan: Plan) -> DagSpec:
@@ -52,6 +53,8 @@ def dag_spec(plan: Plan) -> DagSpec:
             "region": placement.region if placement else None,
             "statuses": ([notifications.SUCCEEDED] if notify.on_success else [])
             + ([notifications.FAILED] if notify.on_failure else []),
+            # the order a failure message lists failed steps in: the state machine's (esteira.asl)
+            "order": steps_in_order(structure(plan.graph)),
         },
         "tasks": [_task(plan, step) for step in plan.steps],
         "edges": [list(edge) for edge in plan.graph.edges],

@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from esteira.airflow import compat
 from esteira.airflow.compat import AirflowException, AirflowFailException, Context, EcsOperatorError, generate_uuid
+from esteira.airflow.run_failures import FAILURE_KEY
 from esteira.ecs_failures import (
     APPLICATION,
     INFRASTRUCTURE,
@@ -49,6 +50,7 @@ from esteira.ecs_failures import (
     infra_delay_seconds,
     try_timeout_seconds,
 )
+from esteira.notifications import NO_TASK, failure_record, log_stream_url, stopped_task_record
 
 STOP_REASON = "esteira: step timeout"  # StopTask's reason when a task outlives task_timeout_seconds
 class InfrastructureFailure(AirflowFailException):
@@ -96,6 +98,10 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
                 said = "RunTask failures: " + "; ".join(
                     " ".join(str(f[key]) for key in ("arn", "reason", "detail") if f.get(key))
                     for f in error.failures)
+                record = failure_record(self.task_id, INFRASTRUCTURE, stopped_reason=NO_TASK)
+            except StepTimeout:
+                self._leave_record(context, failure_record(self.task_id, TIMEOUT))
+                raise
             else:
                 stopped = StoppedTask.from_description(task)
                 if stopped.succeeded:
@@ -104,10 +110,14 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
                     # the provider's return value: the job's last log line
                     return next(iter(self._last_log_lines(1)), None) if self.do_xcom_push else None
                 said = f"ECS task {self._get_ecs_task_id(task['taskArn'])}: {stopped.describe()}"
+                record = stopped_task_record(self.task_id, stopped.classification(), stopped,
+                                             self._log_link(task["taskArn"]))
                 if stopped.classification() == APPLICATION:
+                    self._leave_record(context, record)
                     raise ApplicationFailure(f"step {self.task_id}: {APPLICATION} failure on attempt {attempt} "
                                              f"of {attempts} ({said}){self._last_logs()}")
             if attempt == attempts:
+                self._leave_record(context, record)
                 raise InfrastructureFailure(
                     f"step {self.task_id}: {INFRASTRUCTURE} failure on all {attempts} ECS task attempt(s) "
                     f"(infra_retries {self.infra_retries}), not retried by Airflow; the last: {said}")
@@ -172,6 +182,16 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
                     f"{task.get('lastStatus')} after timeout_seconds {self.task_timeout_seconds} "
                     f"(attempt {attempt} of {attempts}); {outcome}")
             time.sleep(min(self.waiter_delay, remaining))
+
+    def _log_link(self, task_arn: str) -> str | None:
+        """The CloudWatch console's page of the task's log stream, as the state machine links it."""
+        if not (self.awslogs_group and self.awslogs_region and self.awslogs_stream_prefix):
+            return None
+        return log_stream_url(self.awslogs_region, self.awslogs_group, self.awslogs_stream_prefix, task_arn)
+
+    def _leave_record(self, context: Context, record: dict[str, Any]) -> None:
+        """What the run's failure notification lists for this step (esteira.airflow.run_failures)."""
+        context["ti"].xcom_push(key=FAILURE_KEY, value=record)
 
     def _last_logs(self) -> str:
         """The job's last CloudWatch lines, as the provider adds them to its failure message."""

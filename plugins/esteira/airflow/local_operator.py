@@ -18,6 +18,9 @@ from typing import Any
 
 from esteira.airflow.compat import BaseOperator, Context
 from esteira.airflow.process_group import stop_group
+from esteira.airflow.run_failures import FAILURE_KEY
+from esteira.ecs_failures import APPLICATION
+from esteira.notifications import failure_record
 
 # Variables a process needs to find programs and write temp files; nothing else leaks in.
 _PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -66,7 +69,8 @@ class LocalProcessOperator(BaseOperator):
             self._stop()
             proc.poll()  # reap the child if it ended after a timeout interrupted wait()
             relay.join(timeout=5)
-        if code != 0:
+        if code != 0:  # the record the failure notification lists (no ECS here: no stop code, no log link)
+            context["ti"].xcom_push(key=FAILURE_KEY, value=failure_record(self.task_id, APPLICATION, exit_code=code))
             raise StepFailed(f"step {self.task_id!r} exited with code {code}: {' '.join(argv)}")
 
     def on_kill(self) -> None:

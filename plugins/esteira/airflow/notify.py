@@ -13,6 +13,7 @@ from typing import Any
 
 from esteira import notifications
 from esteira.airflow.compat import Context, SnsNotifier
+from esteira.airflow.run_failures import failed_steps
 from esteira.airflow.templates import run_date
 from esteira.run_values import RunValue
 
@@ -41,12 +42,27 @@ def run_identity(context: Context) -> tuple[str | None, str]:
     return (when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None), run_id
 
 
-def render_message(project: str, env: str, status: str, context: Context) -> str:
+def run_failures(context: Context, order: list[str]) -> list[dict[str, Any]] | None:
+    """The failed steps' records (esteira.notifications), in `order` (the pipeline's structure, as the
+    state machine lists them); None when Airflow could not say (the message still goes out)."""
+    try:
+        records = failed_steps(context["dag"].dag_id, str(context["run_id"]))
+    except Exception:  # a notification must not be lost to a failed lookup
+        log.warning("esteira: could not read why the run's steps failed", exc_info=True)
+        return None
+    steps = [s for s in order if s in records] + sorted(set(records) - set(order))
+    return [records[s] or notifications.failure_record(s, notifications.UNKNOWN) for s in steps]
+
+
+def render_message(project: str, env: str, status: str, context: Context, order: list[str] | None = None) -> str:
     date, run_id = run_identity(context)
-    values = {RunValue.RUN_DATE: date, RunValue.RUN_ID: run_id}
+    values: dict[RunValue | notifications.Collected, Any] = {RunValue.RUN_DATE: date, RunValue.RUN_ID: run_id}
     fields = notifications.message_fields(project, env, status)
+    if notifications.Collected.FAILURES in fields.values():
+        values[notifications.Collected.FAILURES] = run_failures(context, order or [])
     # compact, like Step Functions' States.JsonToString: both orchestrators send the same bytes
-    return json.dumps({k: values[v] if isinstance(v, RunValue) else v for k, v in fields.items()},
+    return json.dumps({k: values[v] if isinstance(v, RunValue | notifications.Collected) else v
+                       for k, v in fields.items()},
                       separators=(",", ":"), ensure_ascii=False)
 
 
@@ -54,7 +70,8 @@ class RunNotifier:
     """A DAG callback; builds a fresh SnsNotifier per call, since notifiers render in place."""
 
     def __init__(self, *, project: str, env: str, status: str, topic_arn: str | None,
-                 aws_conn_id: str | None, region: str | None) -> None:
+                 aws_conn_id: str | None, region: str | None, order: list[str] | None = None) -> None:
+        self.order = order or []
         self.project = project
         self.env = env
         self.status = status
@@ -63,7 +80,7 @@ class RunNotifier:
         self.region = region
 
     def __call__(self, context: Context) -> None:
-        message = render_message(self.project, self.env, self.status, context)
+        message = render_message(self.project, self.env, self.status, context, self.order)
         subject = notifications.subject(self.project, self.env, self.status)
         if self.topic_arn is None or self.aws_conn_id is None:
             log.info("esteira notification (local backend, not published): %s %s", subject, message)
@@ -75,7 +92,8 @@ class RunNotifier:
             subject=subject,
             message=message,
             message_attributes=notifications.message_attributes(self.status),
-        )(context)
+        ).notify(context)  # not __call__: that renders Jinja over the message (a stopped reason may hold
+        # "{{"), and needs the DAG's template environment, which dag.test()'s serialized DAG lacks
 
 
 CALLBACK_OF_STATUS = {notifications.SUCCEEDED: "on_success_callback", notifications.FAILED: "on_failure_callback"}
@@ -83,5 +101,5 @@ CALLBACK_OF_STATUS = {notifications.SUCCEEDED: "on_success_callback", notificati
 
 def callbacks(notify: dict[str, Any]) -> dict[str, Any]:
     """DAG kwargs for a DagSpec's notifications (only for the statuses someone is notified of)."""
-    fields = {k: notify[k] for k in ("project", "env", "topic_arn", "aws_conn_id", "region")}
+    fields = {k: notify[k] for k in ("project", "env", "topic_arn", "aws_conn_id", "region", "order")}
     return {CALLBACK_OF_STATUS[status]: RunNotifier(status=status, **fields) for status in notify["statuses"]}
