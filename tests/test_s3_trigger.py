@@ -29,6 +29,7 @@ from conftest import PROJECTS
 from esteira.asl import render_state_machine
 from esteira.compile import compile_aws
 from esteira.config import load_project
+from esteira.deploy import DeployError, check_trigger_buckets, deploy_stack
 from esteira.environments import load_environments
 from esteira.errors import ConfigError
 from esteira.plan import Plan, Target, build_plan
@@ -317,3 +318,44 @@ def test_local_target_plans_the_trigger_without_a_queue(write_project: Callable[
     plan = build_plan(load_project(file), Target.local(load_environments(file.parent.parent / "environments.yaml")))
     assert plan.trigger is not None
     assert (plan.trigger.bucket, plan.trigger.queue_url) == ("rentcars-landing-local", None)
+
+
+def _remember_bucket(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["esteira_bucket"] = params["Bucket"]
+
+
+def _with_eventbridge_configuration(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """moto 5.2.5 stores a bucket's EventBridgeConfiguration (and sends its events) but leaves it out of
+    GetBucketNotificationConfiguration's answer; AWS returns `"EventBridgeConfiguration": {}` then."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends["111111111111"]["aws"].get_bucket(context["esteira_bucket"])
+    if bucket.notification_configuration is not None and bucket.notification_configuration.event_bridge is not None:
+        parsed["EventBridgeConfiguration"] = {}
+
+
+def test_deploy_refuses_a_trigger_bucket_that_sends_no_events_to_eventbridge(stacks: Path, moto_aws: None) -> None:
+    template = json.loads((stacks / "prd" / "landing-af" / "stack.cfn.json").read_text())
+    session = boto3.Session(region_name="us-east-1")
+    session.events.register("before-parameter-build.s3.GetBucketNotificationConfiguration", _remember_bucket)
+    session.events.register("after-call.s3.GetBucketNotificationConfiguration", _with_eventbridge_configuration)
+    with pytest.raises(DeployError, match="rentcars-landing-prd does not exist in this account"):
+        check_trigger_buckets(session, template)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="rentcars-landing-prd")
+    with pytest.raises(DeployError) as info:
+        deploy_stack(session, "esteira-landing-af", template, account_id="111111111111", tags={}, say=print)
+    message = str(info.value)
+    assert "rentcars-landing-prd does not send its events to Amazon EventBridge" in message
+    assert "Amazon EventBridge: On" in message and "put-bucket-notification-configuration" in message
+    assert not boto3.client("cloudformation").list_stacks()["StackSummaries"]  # refused before any change
+    s3.put_bucket_notification_configuration(Bucket="rentcars-landing-prd",
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})
+    check_trigger_buckets(session, template)
+    other = boto3.client("s3", region_name="eu-west-1")
+    other.create_bucket(Bucket="rentcars-landing-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    moved = json.loads(json.dumps(template).replace("rentcars-landing-prd", "rentcars-landing-eu"))
+    with pytest.raises(DeployError, match="is in eu-west-1, but the stack deploys to us-east-1"):
+        check_trigger_buckets(session, moved)
+    dev = json.loads((stacks / "dev" / "landing-af" / "stack.cfn.json").read_text())
+    check_trigger_buckets(session, dev)  # dev's rule is DISABLED: its bucket is not needed yet

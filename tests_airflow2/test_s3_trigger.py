@@ -16,7 +16,8 @@ import pytest
 from esteira.airflow.factory import build_all
 from esteira.settings import Settings
 
-WRITE_ENV = ("import json, os, pathlib; d = pathlib.Path(os.environ['DATA_ROOT']); d.mkdir(parents=True, exist_ok=True); "
+WRITE_ENV = ("import json, os, pathlib; d = pathlib.Path(os.environ['DATA_ROOT']); "
+             "d.mkdir(parents=True, exist_ok=True); "
              "(d / 'env.json').write_text(json.dumps(dict(os.environ)))")
 CONFIG = f"""\
 project_name: landing
