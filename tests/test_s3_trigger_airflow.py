@@ -86,6 +86,7 @@ def test_the_dag_of_an_airflow_owned_trigger_has_a_watcher_on_the_stacks_queue(
     assert set(dags) == {"landing", "landing__s3_trigger"}
     assert set(dags["landing"].params) == {"trigger_bucket", "trigger_key"}
     assert dags["landing"].timetable.__class__.__name__ == "EsteiraTimetable"  # the cron stays the DAG's own
+    assert dags["landing"].is_paused_upon_creation is False  # the dispatcher's runs must start
     dispatcher = dags["landing__s3_trigger"]
     [asset] = dispatcher.timetable.asset_condition.objects  # type: ignore[attr-defined]
     [watcher] = asset.watchers
