@@ -1,4 +1,4 @@
-"""`esteira validate | export | deploy | schema | mwaa-bundle | dag-files | backfill | rerun`
+"""`esteira validate | export | deploy | schema | mwaa-bundle | dag-files | backfill | rerun | trigger`
 (or `python -m esteira ...`): one command line
 on one load + compile path.
 
@@ -163,6 +163,29 @@ exit codes: 0 written; 2 invalid project, bad usage or a folder esteira does not
                        help="executions running at once (default: the config's schedule.max_active_runs, 1 "
                             "unless set: in order, so scores use the models earlier dates registered)")
     rerun.add_argument("--no-wait", action="store_true", help="return once the last one has started")
+    trigger = sub.add_parser(
+        "trigger",
+        help="run a project's DAG on this machine as if an S3 object had landed (its trigger block)",
+        description="Run the project's DAG once through local Airflow (`airflow dags test`, the local "
+                    "backend: every step as a process here) as the S3 trigger would start it for the object "
+                    "s3://BUCKET/KEY: the steps get TRIGGER_BUCKET and TRIGGER_KEY, RUN_DATE is now and "
+                    "RUN_ID the run's id. The key must be one the trigger's rule matches (its prefix and "
+                    "suffix), so a run that works here is one an upload starts on AWS. Needs Airflow "
+                    "installed (make setup).",
+        epilog="exit codes: 0 the run succeeded; 1 it failed (the steps' logs say why); 2 invalid config, a "
+               "project without a trigger block, a key the trigger would not match, or bad usage. Example: "
+               f"{PROG} trigger recsys --key incoming/2026-11-24/sales.parquet",
+    )
+    trigger.add_argument("project", metavar="PROJECT")
+    trigger.add_argument("--key", required=True, metavar="KEY",
+                         help="the object's key, e.g. incoming/2026-11-24/sales.parquet (no leading '/')")
+    trigger.add_argument("--bucket", metavar="BUCKET",
+                         help="the object's bucket (default: the trigger's bucket, with {env} = local)")
+    trigger.add_argument("--projects-dir", type=Path, metavar="DIR", help=_PROJECTS_HELP)
+    trigger.add_argument("--environments-file", "--environments", dest="environments_file", type=Path,
+                         metavar="FILE", help="environments file (default: <projects-dir>/environments.yaml)")
+    trigger.add_argument("--dry-run", action="store_true",
+                         help="print the values and the Airflow command, and run nothing")
     files = sub.add_parser(
         "dag-files",
         help="write the esteira DAG files Airflow parses, as many as the projects need",
@@ -235,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return _backfill(args, projects_dir, settings)
     if args.command == "rerun":
         return _rerun(args, projects_dir, settings)
+    if args.command == "trigger":
+        return _trigger(args, projects_dir, settings)
     if args.command == "mwaa-bundle":
         return _mwaa_bundle(args, projects_dir)
     if args.command == "dag-files":
@@ -416,6 +441,57 @@ def _start_rerun(plan: Plan, instants: list[datetime], failed_between: tuple[dat
           f"{len(result.running) + len(result.existing)} already under way"
           + (f", {len(result.failed)} failed: {', '.join(result.failed)}" if result.failed else ""))
     return 1 if result.failed else EXIT_OK
+
+
+def _trigger(args: argparse.Namespace, projects_dir: Path, settings: Settings) -> int:
+    """Check the project, its trigger and the key as the rule would, then run the DAG locally with them."""
+    import importlib.util
+    import os
+    import subprocess
+
+    from esteira.plan import build_plan
+    from esteira.s3_trigger import INPUT_TRIGGER_BUCKET, INPUT_TRIGGER_KEY, bucket_problem, key_problem
+
+    prog = f"{PROG} trigger"
+    env_file = args.environments_file or (projects_dir / "environments.yaml" if args.projects_dir
+                                          else settings.environments_file)
+    config = projects_dir / args.project / CONFIG_FILE
+    if not config.is_file():
+        known = ", ".join(sorted(p.parent.name for p in project_files(projects_dir))) or "none"
+        print(f"{prog}: error: no project {args.project!r} in {projects_dir} (projects: {known})", file=sys.stderr)
+        return EXIT_BAD
+    try:
+        plan = build_plan(load_project(config), Target.local(load_environments(env_file)))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD
+    except Exception as exc:  # reported like any config mistake, never a traceback
+        print(unexpected_error(config, exc), file=sys.stderr)
+        return EXIT_BAD
+    trigger = plan.trigger
+    if trigger is None:
+        print(f"{prog}: error: {config} has no trigger block; add one, e.g.\n  trigger:\n    s3:\n"
+              "      bucket: my-landing-bucket\n      prefix: incoming/\n      suffix: .parquet", file=sys.stderr)
+        return EXIT_BAD
+    bucket = args.bucket or trigger.bucket
+    problem = bucket_problem(bucket) or key_problem(args.key, trigger.prefix, trigger.suffix)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return EXIT_BAD
+    conf = {INPUT_TRIGGER_BUCKET: bucket, INPUT_TRIGGER_KEY: args.key}
+    command = [sys.executable, "-m", "airflow", "dags", "test", plan.names.dag_id, "--conf", json.dumps(conf)]
+    print(f"{plan.project}: TRIGGER_BUCKET={bucket} TRIGGER_KEY={args.key} (RUN_DATE: now, RUN_ID: the run's id)")
+    if args.dry_run:
+        print(" ".join(command[:2] + [f"'{part}'" if " " in part or "{" in part else part for part in command[2:]]))
+        return EXIT_OK
+    if importlib.util.find_spec("airflow") is None:
+        print(f"{prog}: error: Airflow is not installed in {sys.executable}; run make setup (or pip install "
+              "'esteira[airflow]')", file=sys.stderr)
+        return EXIT_BAD
+    env = {**os.environ, "ESTEIRA_PROJECTS_DIR": str(projects_dir.resolve()), "ESTEIRA_BACKEND": "local",
+           "ESTEIRA_ENVIRONMENTS_FILE": str(env_file.resolve())}
+    done = subprocess.run(command, env=env, check=False)
+    return EXIT_OK if done.returncode == 0 else 1
 
 
 def _one_line_json(text: str) -> str:

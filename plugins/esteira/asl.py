@@ -52,10 +52,12 @@ from esteira.errors import ConfigError, Problem
 from esteira.graph import Block, Par, Seq, structure
 from esteira.plan import INPUT_RUN_DATE, INPUT_RUN_ID, Plan, StepPlan
 from esteira.run_values import RunValue
+from esteira.s3_trigger import INPUT_TRIGGER_BUCKET, INPUT_TRIGGER_KEY
 
 MAX_DEFINITION_BYTES = 1_048_576  # Step Functions' definition size limit
 RUN_PATH = "$.esteira"
 START, FROM_INPUT, FROM_EXECUTION = "esteira.start", "esteira.run-from-schedule", "esteira.run-from-execution"
+FROM_TRIGGER = "esteira.run-from-trigger"  # an S3 object's event (esteira.s3_trigger.INPUT_TRANSFORMER)
 NOTIFY_SUCCESS, NOTIFY_FAILURE = "esteira.notify-success", "esteira.notify-failure"
 SUCCEEDED, FAILED = "esteira.succeeded", "esteira.failed"
 # the failure path: a step's error, or a Parallel's branches' errors -> the list -> records (explain)
@@ -88,7 +90,9 @@ class _Path(str):
     """A value Step Functions reads from the state at run time (rendered as "Key.$")."""
 
 
-_RUN_VALUE_PATHS = {RunValue.RUN_DATE: _Path(f"{RUN_PATH}.run_date"), RunValue.RUN_ID: _Path(f"{RUN_PATH}.run_id")}
+_RUN_VALUE_PATHS = {RunValue.RUN_DATE: _Path(f"{RUN_PATH}.run_date"), RunValue.RUN_ID: _Path(f"{RUN_PATH}.run_id"),
+                    RunValue.TRIGGER_BUCKET: _Path(f"{RUN_PATH}.{INPUT_TRIGGER_BUCKET}"),
+                    RunValue.TRIGGER_KEY: _Path(f"{RUN_PATH}.{INPUT_TRIGGER_KEY}")}
 
 
 def render_state_machine(plan: Plan) -> dict[str, Any]:
@@ -100,11 +104,12 @@ def render_state_machine(plan: Plan) -> dict[str, Any]:
     on_success = NOTIFY_SUCCESS if notify.on_success else SUCCEEDED
 
     states: dict[str, Any] = {}
-    _identity_states(states)
+    _identity_states(states, triggered=plan.trigger is not None)
     builder = _Builder(plan)
     first = builder.chain(structure(plan.graph), states, on_success, STEP_ERROR, BRANCH_ERRORS)
-    states[FROM_INPUT]["Next"] = SHARED
-    states[FROM_EXECUTION]["Next"] = SHARED
+    for identity in (FROM_TRIGGER, FROM_INPUT, FROM_EXECUTION):
+        if identity in states:
+            states[identity]["Next"] = SHARED
     # what every step's RunTask has in common, written once (the definition's 1 MiB limit): every
     # branch starts from the run's input, so the steps read it from there
     states[SHARED] = {"Type": "Pass", "ResultPath": SHARED_PATH, "Next": first,
@@ -146,21 +151,38 @@ def to_json(definition: dict[str, Any]) -> str:
     return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
 
 
-def _identity_states(states: dict[str, Any]) -> None:
+def _identity_states(states: dict[str, Any], *, triggered: bool = False) -> None:
+    """The run's values under $.esteira: from the schedule's input, else from the execution itself.
+
+    A triggered project's machine also reads an S3 event's input (run_date, run_id, trigger_bucket,
+    trigger_key: esteira.s3_trigger.INPUT_TRANSFORMER); any other run gets empty trigger values, as
+    in Airflow, so TRIGGER_BUCKET/TRIGGER_KEY are always set and empty means "not started by an object".
+    """
+    choices: list[dict[str, Any]] = []
+    empty: dict[str, str] = {}
+    if triggered:
+        keys = (INPUT_RUN_DATE, INPUT_RUN_ID, INPUT_TRIGGER_BUCKET, INPUT_TRIGGER_KEY)
+        choices.append({"And": [{"Variable": f"$.{key}", "IsPresent": True} for key in keys], "Next": FROM_TRIGGER})
+        empty = {INPUT_TRIGGER_BUCKET: "", INPUT_TRIGGER_KEY: ""}
+    choices.append({"And": [{"Variable": f"$.{INPUT_RUN_DATE}", "IsPresent": True},
+                            {"Variable": f"$.{INPUT_RUN_ID}", "IsPresent": True}],
+                    "Next": FROM_INPUT})
     states[START] = {
         "Type": "Choice",
-        "Comment": "RUN_DATE/RUN_ID: from the schedule's input, else from this execution",
-        "Choices": [{"And": [{"Variable": f"$.{INPUT_RUN_DATE}", "IsPresent": True},
-                             {"Variable": f"$.{INPUT_RUN_ID}", "IsPresent": True}],
-                     "Next": FROM_INPUT}],
+        "Comment": ("RUN_DATE/RUN_ID: from the schedule's input, else from this execution"
+                    + ("; with the object of an S3 event's input" if triggered else "")),
+        "Choices": choices,
         "Default": FROM_EXECUTION,
     }
+    if triggered:
+        states[FROM_TRIGGER] = {"Type": "Pass", "Parameters": {f"{key}.$": f"$.{key}" for key in keys},
+                                "ResultPath": RUN_PATH}
     states[FROM_INPUT] = {"Type": "Pass", "Parameters": {
-        "run_date.$": f"$.{INPUT_RUN_DATE}", "run_id.$": f"$.{INPUT_RUN_ID}"}, "ResultPath": RUN_PATH}
+        "run_date.$": f"$.{INPUT_RUN_DATE}", "run_id.$": f"$.{INPUT_RUN_ID}", **empty}, "ResultPath": RUN_PATH}
     # StartTime is 2026-11-24T03:00:00.123Z; RUN_DATE drops the fraction, as the scheduler's does
     states[FROM_EXECUTION] = {"Type": "Pass", "Parameters": {
         "run_date.$": "States.Format('{}Z', States.ArrayGetItem(States.StringSplit($$.Execution.StartTime, '.'), 0))",
-        "run_id.$": "$$.Execution.Name"}, "ResultPath": RUN_PATH}
+        "run_id.$": "$$.Execution.Name", **empty}, "ResultPath": RUN_PATH}
 
 
 _BRANCH_ERRORS = "$.outcome.branches[*].errors[*]"  # after a Parallel state some of whose branches failed

@@ -17,6 +17,7 @@ from typing import Any
 
 from esteira import notifications
 from esteira.plan import Plan
+from esteira.s3_trigger import INPUT_TRANSFORMER
 
 FORMAT_VERSION = "2010-09-09"
 # the ECS-optimised Amazon Linux 2023 AMI, resolved by CloudFormation at deploy time
@@ -218,18 +219,67 @@ def render_stack(plan: Plan, state_machine: dict[str, Any], schedules: list[dict
     for i, request in enumerate(schedules, start=1):
         resources[f"Schedule{i if i > 1 else ''}"] = {"Type": "AWS::Scheduler::Schedule", "Properties": request}
 
+    outputs = {
+        "StateMachineArn": {"Value": _ref("StateMachine")},
+        "ClusterName": {"Value": _ref("Cluster")},
+        "TaskDefinitionArn": {"Value": _ref("TaskDefinition")},
+        "NotificationTopicArn": {"Value": _ref("NotificationTopic")},
+    }
+    if plan.trigger is not None:
+        _trigger(resources, outputs, plan)
     return {
         "AWSTemplateFormatVersion": FORMAT_VERSION,
         "Description": f"esteira: {plan.project} {plan.version} ({plan.target.env}) - every resource the "
                        f"pipeline runs on; generated from {plan.directory.name}/config.yaml, do not edit",
         "Resources": resources,
-        "Outputs": {
-            "StateMachineArn": {"Value": _ref("StateMachine")},
-            "ClusterName": {"Value": _ref("Cluster")},
-            "TaskDefinitionArn": {"Value": _ref("TaskDefinition")},
-            "NotificationTopicArn": {"Value": _ref("NotificationTopic")},
-        },
+        "Outputs": outputs,
     }
+
+
+def _trigger(resources: dict[str, Any], outputs: dict[str, Any], plan: Plan) -> None:
+    """The EventBridge rule on the bucket's "Object Created" events, pointed at the orchestrator that
+    owns production, so each object starts one run: the state machine (through a role that may start
+    only it, with the event's values as input), or the SQS queue Airflow's AssetWatcher reads (the raw
+    event; a queue policy lets only this rule send)."""
+    trigger = plan.trigger
+    assert trigger is not None
+    names = plan.names
+    rule_arn = _sub(f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{names.trigger_rule}")
+    if trigger.owner == "step_functions":
+        resources["TriggerRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "Description": f"EventBridge rule {names.trigger_rule}: start {plan.project}'s state machine",
+            # only this account's rule of this name may assume it (confused-deputy guard)
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": _ref("AWS::AccountId")},
+                              "ArnEquals": {"aws:SourceArn": rule_arn}}}]},
+            "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                _allow("StartTheStateMachine", ["states:StartExecution"], _ref("StateMachine"))]}}]}}
+        target: dict[str, Any] = {"Id": "state-machine", "Arn": _ref("StateMachine"),
+                                  "RoleArn": _att("TriggerRole", "Arn"), "InputTransformer": INPUT_TRANSFORMER}
+    else:
+        resources["TriggerQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": names.trigger_queue,
+            # events wait up to 14 days (SQS's longest) for Airflow's triggerer, e.g. through an upgrade
+            "MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": True}}
+        resources["TriggerQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [_ref("TriggerQueue")],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "OnlyTheTriggerRuleSends", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": _att("TriggerQueue", "Arn"),
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]}}}
+        target = {"Id": "airflow-queue", "Arn": _att("TriggerQueue", "Arn")}
+        outputs["TriggerQueueUrl"] = {"Value": _ref("TriggerQueue")}
+    bucket = trigger.bucket
+    resources["TriggerRule"] = {"Type": "AWS::Events::Rule", "Properties": {
+        "Name": names.trigger_rule,
+        "Description": f"{plan.project}: objects created in s3://{bucket}/{trigger.prefix}*{trigger.suffix} "
+                       "start a run (the bucket must send events to EventBridge), by esteira"[:512],
+        "EventBusName": "default",
+        "EventPattern": trigger.event_pattern,
+        "State": "ENABLED" if trigger.aws_enabled else "DISABLED",
+        "Targets": [target]}}
 
 
 def _ec2_capacity(resources: dict[str, Any], plan: Plan) -> None:

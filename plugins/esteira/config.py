@@ -18,6 +18,7 @@ from esteira.fargate import fargate_size_problem
 from esteira.graph import CycleError, Graph
 from esteira.model import ProjectConfig, Step
 from esteira.naming import ProjectNames, name_problems
+from esteira.s3_trigger import MAX_KEY_BYTES
 from esteira.validation import validate_document
 from esteira.yaml_source import YamlDocument, load_yaml
 
@@ -174,6 +175,12 @@ def _cross_check(config: ProjectConfig, doc: YamlDocument) -> list[Problem]:
             if getattr(compute, name) is not None:
                 add(f"{name} has no meaning with provider fargate (AWS runs each task on its own); "
                     "remove it, or use provider: ec2", "infra", "compute", name)
+    if config.trigger is not None:
+        s3 = config.trigger.s3
+        key_bytes = len(s3.prefix.encode()) + len(s3.suffix.encode())
+        if key_bytes > MAX_KEY_BYTES:
+            add(f"prefix and suffix take {key_bytes} bytes together; an S3 key is at most {MAX_KEY_BYTES}, so no "
+                "object could ever match", "trigger", "s3", "suffix")
     runtime = config.runtime
     for name in runtime.secrets:
         if name in runtime.env_vars:

@@ -81,6 +81,7 @@ def waiter_config(timeout_seconds: float, poll_seconds: float) -> dict[str, floa
 def _deploy(session: Any, stack: str, template: dict[str, Any], account_id: str, tags: dict[str, str],
             say: Callable[[str], None], waits: Waits, template_store: str | None) -> DeployResult:
     check_account(session, account_id)
+    check_trigger_buckets(session, template)
     template = without_past_start_dates(template, time.time(), say)
     body = json.dumps(template, separators=(",", ":"), sort_keys=True)
     size = len(body.encode())
@@ -153,6 +154,52 @@ def _upload(session: Any, store: str, stack: str, body: str) -> str:
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
     region = s3.meta.region_name
     return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+
+
+def trigger_buckets(template: dict[str, Any]) -> list[str]:
+    """The buckets whose S3 events the template's ENABLED EventBridge rules listen to (esteira.s3_trigger;
+    a DISABLED rule, as in dev, fires nothing whatever its bucket)."""
+    buckets = []
+    for resource in template.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Events::Rule" and props.get("State") == "ENABLED":
+            pattern = props.get("EventPattern", {})
+            if pattern.get("source") == ["aws.s3"]:
+                buckets.extend(pattern.get("detail", {}).get("bucket", {}).get("name", []))
+    return buckets
+
+
+def check_trigger_buckets(session: Any, template: dict[str, Any]) -> None:
+    """A trigger's bucket must exist in the stack's account and region and send its events to EventBridge,
+    or the rule deploys fine and never fires: refuse the deploy, saying what to switch on."""
+    from botocore.exceptions import ClientError
+
+    if not (buckets := trigger_buckets(template)):
+        return
+    s3 = session.client("s3")
+    region = s3.meta.region_name
+    for bucket in buckets:
+        try:
+            location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+            config = s3.get_bucket_notification_configuration(Bucket=bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchBucket", "404"):
+                raise DeployError(f"the trigger's bucket {bucket} does not exist in this account; create it (in "
+                                  f"{region}), or fix trigger.s3.bucket") from None
+            raise DeployError(f"cannot read the trigger's bucket {bucket}: {exc} (the deploying credentials need "
+                              "s3:GetBucketLocation and s3:GetBucketNotification on it)") from None
+        if location != region:
+            raise DeployError(f"the trigger's bucket {bucket} is in {location}, but the stack deploys to {region}: S3 "
+                              "sends its events to EventBridge in the bucket's own region, where this rule is not")
+        if "EventBridgeConfiguration" not in config:
+            raise DeployError(
+                f"the trigger's bucket {bucket} does not send its events to Amazon EventBridge, so its rule would "
+                "never fire: switch it on (S3 console > the bucket > Properties > Event notifications > Amazon "
+                "EventBridge: On), or with the CLI, keeping the bucket's other notifications: aws s3api "
+                f"get-bucket-notification-configuration --bucket {bucket}, add \"EventBridgeConfiguration\": {{}} to "
+                f"it, and aws s3api put-bucket-notification-configuration --bucket {bucket} "
+                "--notification-configuration file://notifications.json")
 
 
 def check_account(session: Any, account_id: str) -> None:

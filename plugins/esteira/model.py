@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from esteira.cron import normalise_cron
 from esteira.naming import ENV_VAR_RE, PROJECT_NAME_RE, STEP_ID_MAX, STEP_ID_RE, VERSION_RE
+from esteira.s3_trigger import check_bucket, check_key_part, check_prefix
 from esteira.timezones import alias_target
 
 # Tokens a shell would interpret; with no shell they would reach the program as arguments.
@@ -30,7 +31,7 @@ RESERVED_STEP_IDS = frozenset({"esteira", "States", "StartAt", "Next", "Default"
 # Environment names that esteira sets itself in every step.
 RESERVED_ENV = frozenset(
     {"RUN_DATE", "RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
-     "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT"}
+     "MLFLOW_EXPERIMENT_NAME", "DATA_ROOT", "TRIGGER_BUCKET", "TRIGGER_KEY"}
 )
 SECRET_STORES = ("ssm", "secretsmanager")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
@@ -275,6 +276,19 @@ class Notifications(Strict):
     on_failure: tuple[Email, ...] = ()
 
 
+class S3Trigger(Strict):
+    """Objects landing in a bucket start a run: an EventBridge rule on S3 "Object Created" events."""
+
+    # `{env}` becomes dev, prd or local: one bucket per account
+    bucket: Annotated[str, AfterValidator(check_bucket)]
+    prefix: Annotated[str, AfterValidator(check_prefix)] = ""
+    suffix: Annotated[str, AfterValidator(check_key_part)] = ""
+
+
+class Trigger(Strict):
+    s3: S3Trigger
+
+
 class ProjectConfig(Strict):
     project_name: ProjectName
     description: str = ""
@@ -285,3 +299,4 @@ class ProjectConfig(Strict):
     batch: Batch
     infra: Infra
     notifications: Notifications = Notifications()
+    trigger: Trigger | None = None

@@ -51,6 +51,11 @@ RULES: tuple[NameRule, ...] = (
              "letters, digits, '.', '-' and '_'"),
     NameRule("log_group", "log group", "/ecs/{project}", re.compile(r"^[.\-_/#A-Za-z0-9]+$"), 512,
              "letters, digits and ._-/#"),
+    # the S3 trigger's EventBridge rule and the SQS queue Airflow's AssetWatcher reads (esteira.s3_trigger)
+    NameRule("trigger_rule", "EventBridge rule", "s3-{project}", re.compile(r"^[.\-_A-Za-z0-9]+$"), 64,
+             "letters, digits, '.', '-' and '_'"),
+    NameRule("trigger_queue", "SQS queue", "{project}-s3-events", re.compile(r"^[A-Za-z0-9_-]+$"), 80,
+             "letters, digits, '-' and '_'"),
     NameRule("sns_topic", "SNS topic", "{project}-notifications", re.compile(r"^[A-Za-z0-9_-]+$"), 256,
              "letters, digits, '-' and '_'"),
     NameRule("image_tag", "ECR image tag", "{project}-{version}", re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"), 128,
@@ -137,6 +142,23 @@ class ProjectNames:
     @property
     def log_stream_prefix(self) -> str:
         return LOG_STREAM_PREFIX
+
+    @property
+    def trigger_rule(self) -> str:
+        return self._name("trigger_rule")
+
+    @property
+    def trigger_queue(self) -> str:
+        return self._name("trigger_queue")
+
+    @property
+    def trigger_dag_id(self) -> str:
+        """The Airflow DAG that turns the queue's events into runs of the project's DAG (no project name
+        holds '__': '_' is refused, see the stack's name rule)."""
+        return f"{self.project}__s3_trigger"
+
+    def trigger_queue_url(self, region: str, account_id: str) -> str:
+        return f"https://sqs.{region}.amazonaws.com/{account_id}/{self.trigger_queue}"
 
     @property
     def sns_topic(self) -> str:

@@ -27,10 +27,13 @@ from esteira.errors import ConfigError, Problem
 from esteira.graph import Graph
 from esteira.naming import ProjectNames
 from esteira.run_values import RunValue
+from esteira.s3_trigger import MAX_KEY_BYTES, bucket_for, event_pattern
 
 ECS_OVERRIDES_LIMIT = 8192  # characters, RunTask's containerOverrides cap
 _LONGEST_RUN_ID = "x" * 250  # Airflow's run_id limit; longer than a Step Functions execution name
 _LONGEST_RUN_DATE = "2026-11-24T03:00:00Z"
+_LONGEST = {RunValue.RUN_DATE: _LONGEST_RUN_DATE, RunValue.RUN_ID: _LONGEST_RUN_ID,
+            RunValue.TRIGGER_BUCKET: "x" * 63, RunValue.TRIGGER_KEY: "x" * MAX_KEY_BYTES}
 
 
 # The keys of a Step Functions execution's input that carry the run's identity: EventBridge
@@ -177,6 +180,21 @@ class SchedulePlan:
 
 
 @dataclass(frozen=True)
+class TriggerPlan:
+    """S3 objects that start a run (esteira.s3_trigger), and who runs it: the orchestrator that owns
+    production (batch.orchestrator), so that each object starts one run, never one on each side."""
+
+    bucket: str  # this environment's (`{env}` filled in)
+    prefix: str
+    suffix: str
+    event_pattern: dict[str, Any]
+    owner: str  # "step_functions": the rule starts the state machine; "airflow": it feeds the SQS queue
+    # is the rule ENABLED here: as the schedules (environments.yaml's schedules_enabled, batch.enabled)
+    aws_enabled: bool
+    queue_url: str | None  # the SQS queue Airflow's AssetWatcher reads (AWS targets, owner airflow)
+
+
+@dataclass(frozen=True)
 class NotificationPlan:
     on_success: tuple[str, ...]
     on_failure: tuple[str, ...]
@@ -210,6 +228,7 @@ class Plan:
     schedule: SchedulePlan
     notifications: NotificationPlan
     compute: ComputePlan
+    trigger: TriggerPlan | None  # None: no trigger block, only the schedule and manual runs start runs
     secrets: tuple[tuple[str, str], ...]  # (env var, "ssm:..." | "secretsmanager:...")
     # what every step gets that is not the run's own: the task definition's environment
     platform_env: tuple[tuple[str, str], ...]
@@ -255,6 +274,8 @@ def build_plan(project: Project, target: Target) -> Plan:
     # the order every earlier export wrote: the run's identity, then the optional S3 endpoint
     platform: dict[str, EnvValue] = {k: v for k, v in literal_platform.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
     platform |= {"RUN_DATE": RunValue.RUN_DATE, "RUN_ID": RunValue.RUN_ID}
+    if cfg.trigger is not None:  # only a triggered project's steps get them: other exports stay as they were
+        platform |= {"TRIGGER_BUCKET": RunValue.TRIGGER_BUCKET, "TRIGGER_KEY": RunValue.TRIGGER_KEY}
     if target.mlflow_s3_endpoint_url:
         platform["MLFLOW_S3_ENDPOINT_URL"] = target.mlflow_s3_endpoint_url
     placement = None
@@ -303,6 +324,21 @@ def build_plan(project: Project, target: Target) -> Plan:
             "schedule on AWS (it never runs past instants): set catchup: false, and fill the past "
             f"with `esteira backfill {cfg.project_name}{since} --to TODAY --env {target.env}`",
             path, project.line_for(path)))
+    trigger = None
+    if cfg.trigger is not None:
+        s3 = cfg.trigger.s3
+        bucket = bucket_for(s3.bucket, target.env)
+        loop = _trigger_loop(bucket, s3.prefix, target.data_root, cfg.project_name)
+        if loop:
+            path = ("trigger", "s3", "prefix")
+            problems.append(Problem(loop, path, project.line_for(path)))
+        trigger = TriggerPlan(
+            bucket=bucket, prefix=s3.prefix, suffix=s3.suffix,
+            event_pattern=event_pattern(bucket, s3.prefix, s3.suffix),
+            owner=cfg.batch.orchestrator,
+            aws_enabled=bool(cfg.batch.enabled and aws is not None and aws.schedules_enabled),
+            queue_url=(names.trigger_queue_url(aws.region, aws.account_id)
+                       if aws is not None and cfg.batch.orchestrator == "airflow" else None))
     if problems:
         raise ConfigError(project.source, problems)
     owner = cfg.batch.orchestrator
@@ -333,6 +369,7 @@ def build_plan(project: Project, target: Target) -> Plan:
         compute=ComputePlan(provider=compute.provider, spot=compute.spot, ec2_type=compute.ec2_type,
                             min_quantity=compute.min_quantity, max_quantity=compute.max_quantity,
                             log_retention_days=cfg.infra.log_retention_days),
+        trigger=trigger,
         secrets=tuple(sorted(cfg.runtime.secrets.items())),
         platform_env=tuple(literal_platform.items()),
         labels=(("project", cfg.project_name), ("version", cfg.version), ("orchestrator", owner),
@@ -341,4 +378,17 @@ def build_plan(project: Project, target: Target) -> Plan:
 
 
 def _longest(value: RunValue) -> str:
-    return _LONGEST_RUN_DATE if value is RunValue.RUN_DATE else _LONGEST_RUN_ID
+    return _LONGEST[value]
+
+
+def _trigger_loop(bucket: str, prefix: str, data_root: str, project: str) -> str | None:
+    """Why the pipeline would trigger itself (it writes its data where its trigger watches), or None."""
+    if not data_root.startswith("s3://"):
+        return None
+    data_bucket, _, root = data_root.removeprefix("s3://").partition("/")
+    data_prefix = f"{root.strip('/')}/{project}/".lstrip("/")
+    if data_bucket != bucket or not (data_prefix.startswith(prefix) or prefix.startswith(data_prefix)):
+        return None
+    return (f"the pipeline writes its data under s3://{bucket}/{data_prefix} (data_root in environments.yaml), "
+            f"which the trigger watches (prefix {prefix!r}): every run would start another; watch another "
+            "prefix or bucket")

@@ -14,3 +14,6 @@ class RunValue(enum.Enum):
 
     RUN_DATE = "RUN_DATE"  # the scheduled/logical instant, ISO 8601 UTC, e.g. 2026-11-24T03:00:00Z
     RUN_ID = "RUN_ID"  # the orchestrator's id of this run
+    # a run an S3 object started (esteira.s3_trigger): its bucket and key; empty for any other run
+    TRIGGER_BUCKET = "TRIGGER_BUCKET"
+    TRIGGER_KEY = "TRIGGER_KEY"

@@ -14,6 +14,8 @@ still ships as deprecated shims. What else differs, and why nothing more is need
   `SnsNotifier` and `EcsRunTaskOperator` import the same way in both.
 * RUN_DATE: `dag_run.logical_date` always exists in 2.x (Airflow 3 manual runs may have none, and
   then templates.run_date falls back to `run_after`, which 2.x does not have nor need).
+* `Param` (a triggered project's params) is airflow.sdk's in 3.x, airflow.models.param's in 2.x; the
+  S3 trigger's AssetWatcher exists only in 3.x (esteira.airflow.s3_dispatch is never imported on 2.x).
 * `dag.test()`: the tests pass `logical_date` in 3.x and `execution_date` in 2.x.
 * `AirflowException`/`AirflowFailException` (esteira.airflow.ecs_operator: a failure Airflow
   retries, one it must not) moved to airflow.sdk.exceptions in 3.x, whose airflow.exceptions
@@ -36,12 +38,13 @@ if _MAJOR_MINOR < (2, 10):  # pragma: no cover - shown as the DAG file's import 
 AIRFLOW_3 = _MAJOR_MINOR >= (3, 0)
 
 if AIRFLOW_3:
-    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context
+    from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context, Param
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:  # Airflow 2.10/2.11
     from airflow.exceptions import AirflowException, AirflowFailException
     from airflow.models.baseoperator import BaseOperator
     from airflow.models.dag import DAG
+    from airflow.models.param import Param
     from airflow.notifications.basenotifier import BaseNotifier
     from airflow.utils.context import Context
 
@@ -56,6 +59,7 @@ __all__ = [
     "Context",
     "EcsOperatorError",
     "EcsRunTaskOperator",
+    "Param",
     "SnsNotifier",
     "generate_uuid",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pendulum
 
-from esteira.airflow.compat import DAG, BaseOperator
+from esteira.airflow.compat import AIRFLOW_3, DAG, BaseOperator, Param
 from esteira.airflow.ecs_operator import EcsRunTaskOperator
 from esteira.airflow.local_operator import LocalProcessOperator
 from esteira.airflow.notify import callbacks
@@ -24,6 +24,18 @@ from esteira.airflow.timetable import EsteiraTimetable
 # Without a start_date in the config the DAG may run from here on (catchup is off then).
 DEFAULT_START = datetime(2024, 1, 1)
 OPERATORS: dict[str, type[BaseOperator]] = {"ecs": EcsRunTaskOperator, "local": LocalProcessOperator}
+
+
+def build_dags(spec: dict[str, Any]) -> list[DAG]:
+    """The project's DAG and, for an S3 trigger Airflow owns on AWS, its dispatcher DAG (Airflow 3: an
+    AssetWatcher on the trigger's SQS queue; Airflow 2 has no watchers, so there the DAG takes manual
+    runs with the object as params)."""
+    dags = [build_dag(spec)]
+    if spec.get("dispatch") and AIRFLOW_3:
+        from esteira.airflow.s3_dispatch import build_dispatch_dag
+
+        dags.append(build_dispatch_dag(spec["dispatch"]))
+    return dags
 
 
 def build_dag(spec: dict[str, Any]) -> DAG:
@@ -47,12 +59,21 @@ def build_dag(spec: dict[str, Any]) -> DAG:
         max_active_runs=spec["max_active_runs"],
         is_paused_upon_creation=spec["paused_upon_creation"],
         default_args={"owner": owner},
+        params=_params(spec.get("params")),
         **callbacks(spec["notify"]),
     )
     tasks = {task["task_id"]: _task(task, dag) for task in spec["tasks"]}
     for upstream, downstream in spec["edges"]:
         tasks[upstream] >> tasks[downstream]
     return dag
+
+
+def _params(params: dict[str, Any] | None) -> dict[str, Param] | None:
+    """A triggered project's params (the object of a manual run); None for any other, as before."""
+    if not params:
+        return None
+    return {name: Param(param["default"], type="string", description=param["description"])
+            for name, param in params.items()}
 
 
 def _task(task: dict[str, Any], dag: DAG) -> BaseOperator:

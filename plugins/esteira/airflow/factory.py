@@ -22,7 +22,7 @@ from typing import Any
 
 from esteira import dag_files
 from esteira.airflow.compat import DAG, BaseOperator, Context
-from esteira.airflow.dag_builder import build_dag
+from esteira.airflow.dag_builder import build_dags
 from esteira.airflow.project_specs import Broken, ProjectSpecs
 from esteira.discovery import project_files, project_folders
 from esteira.errors import ConfigError, Problem, unexpected_error
@@ -102,8 +102,8 @@ def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1),
     dags: dict[str, DAG] = {}
     for file in files:
         built = _dag(specs, file)
-        if isinstance(built, DAG):
-            dags[built.dag_id] = built
+        if not isinstance(built, Broken):
+            dags.update((dag.dag_id, dag) for dag in built)
             continue
         spec = built
         log.error("esteira: project %s not loaded:\n%s", spec.folder, spec.error)
@@ -114,16 +114,17 @@ def build_all(settings: Settings | None = None, shard: tuple[int, int] = (0, 1),
     return dags
 
 
-def _dag(specs: ProjectSpecs, file: Path) -> DAG | Broken:
-    """The project's DAG, or why there is none; never raises (see the module docstring)."""
+def _dag(specs: ProjectSpecs, file: Path) -> list[DAG] | Broken:
+    """The project's DAGs (its own, and its S3 trigger's dispatcher), or why there are none; never
+    raises (see the module docstring)."""
     try:
         spec = specs.spec(file)
         if isinstance(spec, Broken):
             return spec
         try:
-            return build_dag(spec)
+            return build_dags(spec)
         except Exception:  # perhaps a damaged cache entry: compile afresh, once; a real failure recurs
             spec = specs.spec(file, cached=False)
-            return spec if isinstance(spec, Broken) else build_dag(spec)
+            return spec if isinstance(spec, Broken) else build_dags(spec)
     except Exception as exc:  # Airflow's own refusals, or anything else
         return Broken(file.parent.name, str(unexpected_error(file, exc)))

@@ -92,7 +92,7 @@ class RunNotifier:
             subject=subject,
             message=message,
             message_attributes=notifications.message_attributes(self.status),
-        ).notify(context)  # not __call__: that renders Jinja over the message (a stopped reason may hold
+        ).notify(context)  # type: ignore[no-untyped-call]  # the provider's, unannotated; not __call__: that renders Jinja over the message (a stopped reason may hold
         # "{{"), and needs the DAG's template environment, which dag.test()'s serialized DAG lacks
 
 

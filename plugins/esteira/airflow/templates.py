@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from esteira.run_values import RunValue
+from esteira.s3_trigger import INPUT_TRIGGER_BUCKET, INPUT_TRIGGER_KEY
 
 
 def run_date(dag_run: Any) -> str:
@@ -19,10 +20,22 @@ def run_date(dag_run: Any) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-MACROS = {"esteira_run_date": run_date}
+def trigger_value(dag_run: Any, name: str) -> str:
+    """The run's conf value `name` (trigger_bucket, trigger_key), "" when it has none.
+
+    A run an S3 object started carries them in its conf (esteira.airflow.s3_dispatch, `esteira
+    trigger`, or a manual run with the DAG's params); any other run gets "", as on Step Functions.
+    """
+    value = (getattr(dag_run, "conf", None) or {}).get(name)
+    return "" if value is None else str(value)
+
+
+MACROS = {"esteira_run_date": run_date, "esteira_trigger_value": trigger_value}
 JINJA = {
     RunValue.RUN_DATE: "esteira_run_date(dag_run)",
     RunValue.RUN_ID: "dag_run.run_id",
+    RunValue.TRIGGER_BUCKET: f"esteira_trigger_value(dag_run, '{INPUT_TRIGGER_BUCKET}')",
+    RunValue.TRIGGER_KEY: f"esteira_trigger_value(dag_run, '{INPUT_TRIGGER_KEY}')",
 }
 
 
