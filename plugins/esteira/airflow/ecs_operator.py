@@ -47,7 +47,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from time import sleep  # the wait between infrastructure retries (tests replace it)
 from typing import Any, NoReturn
 
@@ -305,7 +305,7 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
             self._defer_to_wait(delay, state)
         self.log.info("step %s: ECS task %s (attempt %d of %d) is awaited in the triggerer, stopped if still "
                       "running at %s", self.task_id, self._get_ecs_task_id(self.arn), number, 1 + self.infra_retries,
-                      datetime.fromtimestamp(deadline).astimezone().isoformat(timespec="seconds"))
+                      datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds"))
         self.defer(trigger=EsteiraEcsTaskTrigger(
             cluster=self.cluster, task_arn=str(self.arn), deadline=deadline, waiter_delay=self.waiter_delay,
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, state=state),
