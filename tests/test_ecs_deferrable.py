@@ -17,6 +17,7 @@ try's running task is stopped, as on_kill stops it in a worker; a user's kill st
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +31,16 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.bases.operator import TriggerFailureReason
 from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout, TaskDeferred
 from airflow.sdk.module_loading import import_string
-from failure_scripts import SPOT
+from failure_scripts import OK, SPOT
+from moto.core.responses import ActionResult
+from moto.ecs.responses import EC2ContainerServiceResponse
 from test_ecs_infra_retries import DELAY, STEP, STUCK, ScriptedEcs, write_projects
 from test_ecs_timeout import ON_KILL_REASON, PROJECT, aws, create_network, create_platform, ecs_tasks
 
 from conftest import DAGS
+from esteira.airflow import ecs_operator
 from esteira.airflow.compat import TRIGGER_FAIL, TRIGGER_TIMEOUT_ERRORS
-from esteira.airflow.ecs_operator import EcsRunTaskOperator, StepTimeout
+from esteira.airflow.ecs_operator import EcsRunTaskOperator, InfrastructureFailure, StepTimeout
 from esteira.airflow.ecs_trigger import (
     KILL_REASON,
     STOP_REASON,
@@ -100,6 +104,23 @@ def first_event(trigger: Any, seconds: float) -> Any:
         except TimeoutError:
             return None
     return asyncio.run(run())
+
+
+def run_try(op: EcsRunTaskOperator, ctx: dict[str, Any], waits: list[float]) -> Any:
+    """One try, as Airflow runs it: execute, then while the operator defers, its trigger rebuilt from
+    serialize() and run to its event (an infrastructure wait recorded in `waits`, not waited), and
+    the task resumed with that event."""
+    call = functools.partial(op.execute, ctx)
+    while True:
+        try:
+            return call()
+        except TaskDeferred as deferred:
+            trigger = rebuilt(deferred)
+            if isinstance(trigger, EsteiraWaitTrigger):
+                waits.append(trigger.delay_seconds)
+                trigger.moment = time.time()
+            event = first_event(trigger, 10)
+            call = functools.partial(op.resume_execution, deferred.method_name, {"event": event.payload}, ctx)
 
 
 @pytest.mark.usefixtures("airflow_db", "aws")
@@ -228,3 +249,40 @@ def test_the_trigger_timeout_esteira_recognises_is_airflows() -> None:
     """resume_execution stops the running task only on a trigger timeout, which Airflow 3 says this way."""
     assert TriggerFailureReason.TRIGGER_TIMEOUT.value in TRIGGER_TIMEOUT_ERRORS
     assert TriggerFailureReason.TRIGGER_FAILURE.value not in TRIGGER_TIMEOUT_ERRORS
+
+
+@pytest.mark.usefixtures("airflow_db", "aws")
+@pytest.mark.parametrize("deferrable", [False, True], ids=["in-worker", "deferrable"])
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_runtask_that_places_nothing_is_an_infrastructure_failure_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool, refusals: int,
+) -> None:
+    """RunTask's own `failures` (no capacity, no instance) start no task: an infrastructure failure,
+    retried after the wait within the try, in both modes. moto never reports such failures: here its
+    first `refusals` RunTasks do, then the task succeeds."""
+    op = load_step(tmp_path, monkeypatch, deferrable, infra_retries=1)
+    ecs = ScriptedEcs((OK,), op.awslogs_stream_prefix)
+    ecs.install(monkeypatch)
+    real_run = EC2ContainerServiceResponse.run_task
+    refused: list[bool] = []
+    failure = {"arn": "arn:aws:ecs:us-east-1:111111111111:container-instance/ml-cluster-recsys/0a1b",
+               "reason": "RESOURCE:MEMORY"}
+
+    def run_task(response: EC2ContainerServiceResponse) -> ActionResult:
+        if len(refused) < refusals:
+            refused.append(True)
+            return ActionResult({"tasks": [], "failures": [failure]})
+        return real_run(response)
+
+    monkeypatch.setattr(EC2ContainerServiceResponse, "run_task", run_task)
+    waits: list[float] = []
+    monkeypatch.setattr(ecs_operator, "sleep", waits.append)
+    if refusals == 1:
+        assert run_try(op, context(op), waits) == "esteira-test: the job of attempt 1"  # its last log line
+        assert len(ecs.started) == 1
+    else:
+        with pytest.raises(InfrastructureFailure, match=r"infrastructure failure on all 2 ECS task attempt\(s\) "
+                                                        r".*RunTask failures: arn:aws:ecs:\S+ RESOURCE:MEMORY"):
+            run_try(op, context(op), waits)
+        assert ecs.started == []
+    assert (len(refused), waits) == (refusals, [DELAY])
