@@ -16,8 +16,10 @@ Both echo `state` (the ECS attempt within the try, the try's deadline) in their 
 resumes the task with the event alone, without the kwargs given to defer().
 
 AWS is called with boto3 in a thread (asyncio.to_thread), not with the provider's aiobotocore hook:
-Airflow 2.11's provider (MWAA) ships without aiobotocore, and moto cannot serve aiobotocore in
-process; one DescribeTasks per step every waiter_delay seconds is light work for the thread pool.
+aiobotocore is an optional extra of the amazon provider (the Airflow 2.11 environment, MWAA's newest
+Airflow 2, has none), and moto cannot serve aiobotocore in process ("object bytes can't be used in
+'await' expression"); one DescribeTasks per step every waiter_delay seconds is light work for the
+thread pool.
 """
 
 from __future__ import annotations
