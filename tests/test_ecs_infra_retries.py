@@ -7,6 +7,11 @@ the ecs backend, a copy of recsys cut to one step with the script's budgets, and
 every RunTask's task is stopped at once as the script says for that attempt (moto's own StopTask,
 which frees the instance, then the stop code, exit code and container reason ECS would report), or
 left RUNNING. The operator's wait between infrastructure retries is recorded instead of slept.
+
+Each script runs twice: with the step waiting in the worker, and deferrable (environments.yaml's
+`deferrable_steps`), where `dag.test()` runs each trigger in line and resumes the task with its
+event; the attempts and the end must be the same. Deferred, the waits between infrastructure retries
+are EsteiraWaitTrigger's, recorded and really waited (1 s, 2 s), and the worker must never sleep.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from conftest import DAGS, PROJECTS
 from esteira.airflow import ecs_operator
 from esteira.airflow.compat import generate_uuid
 from esteira.airflow.ecs_operator import STOP_REASON, EcsRunTaskOperator, try_timeout_seconds
+from esteira.airflow.ecs_trigger import EsteiraWaitTrigger
 from esteira.ecs_failures import INFRASTRUCTURE, TIMEOUT, StoppedTask
 from esteira.notifications import failure_record, log_stream_url
 
@@ -41,6 +47,9 @@ STEP = "extract_features"  # recsys's first step, the project's only one here
 DELAY = 1  # schedule.infra_retry_delay_seconds, and retry_delay_seconds: 1 s (their minimum)
 STUCK = None  # an attempt whose task keeps RUNNING until someone stops it
 UNSCRIPTED = Stop(99, stopped_reason="esteira test: a RunTask the script did not expect")
+MODES = (False, True)  # the step's `deferrable`
+MODE_IDS = ("in-worker", "deferrable")
+DEFERRED = "is awaited in the triggerer"  # the operator's line when it defers to an ECS task's trigger
 
 
 @dataclass
@@ -103,13 +112,16 @@ class ScriptedEcs:
 
 
 def write_projects(tmp_path: Path, subnets: list[str], group: str, *, retries: int, infra_retries: int,
-                   timeout_seconds: int) -> Path:
-    """projects/ with dev's network set to moto's ids, and recsys cut to its first step with these budgets."""
+                   timeout_seconds: int, deferrable: bool = False) -> Path:
+    """projects/ with dev's network set to moto's ids (and deferrable_steps when `deferrable`), and
+    recsys cut to its first step with these budgets."""
     dest = tmp_path / "projects"
     dest.mkdir()
     envs = yaml.safe_load((PROJECTS / "environments.yaml").read_text())
     envs["local"]["home"] = "../home"
     envs["dev"]["network"].update(subnets=subnets, security_groups=[group])
+    if deferrable:
+        envs["dev"]["deferrable_steps"] = True
     (dest / "environments.yaml").write_text(yaml.safe_dump(envs, sort_keys=False))
     cfg = yaml.safe_load((PROJECTS / PROJECT / "config.yaml").read_text())
     cfg["schedule"].update(retries=retries, infra_retries=infra_retries, infra_retry_delay_seconds=DELAY,
@@ -166,10 +178,11 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     scripted: list[ScriptedEcs] = []
 
     def run(stops: tuple[Stop | None, ...], *, retries: int, infra_retries: int, timeout_seconds: int = 60,
-            after: dict[int, float] | None = None, execution_timeout: float | None = None) -> Run:
+            after: dict[int, float] | None = None, execution_timeout: float | None = None,
+            deferrable: bool = False) -> Run:
         subnets, group = create_network()
         projects = write_projects(tmp_path, subnets, group, retries=retries, infra_retries=infra_retries,
-                                  timeout_seconds=timeout_seconds)
+                                  timeout_seconds=timeout_seconds, deferrable=deferrable)
         monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects))  # dag.test() re-parses the folder
         monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
         monkeypatch.setenv("ESTEIRA_ENV", "dev")
@@ -180,6 +193,7 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         assert isinstance(op, EcsRunTaskOperator)
         assert (op.retries, op.infra_retries, op.infra_retry_delay_seconds) == (retries, infra_retries, DELAY)
         assert op.task_timeout_seconds == timeout_seconds
+        assert op.deferrable is deferrable  # environments.yaml's deferrable_steps
         assert op.execution_timeout == timedelta(seconds=try_timeout_seconds(timeout_seconds, infra_retries, DELAY))
         if execution_timeout is not None:  # the task dag.test() runs is this object
             op.execution_timeout = timedelta(seconds=execution_timeout)
@@ -188,8 +202,22 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         scripted.append(ecs)
         ecs.install(monkeypatch)
         waits: list[float] = []
-        monkeypatch.setattr(ecs_operator, "sleep", waits.append)
         inbox = subscribe_inbox(dag.on_failure_callback.topic_arn)
+        if deferrable:
+            def worker_sleep(seconds: float) -> None:
+                raise AssertionError(f"a deferrable step slept {seconds}s in the worker")
+
+            real_wait = EsteiraWaitTrigger.run
+
+            async def recorded_wait(trigger: EsteiraWaitTrigger) -> Any:
+                waits.append(trigger.delay_seconds)
+                async for event in real_wait(trigger):
+                    yield event
+
+            monkeypatch.setattr(ecs_operator, "sleep", worker_sleep)
+            monkeypatch.setattr(EsteiraWaitTrigger, "run", recorded_wait)
+        else:
+            monkeypatch.setattr(ecs_operator, "sleep", waits.append)
         started = datetime.now(UTC)
         try:
             dag_run = dag.test(logical_date=LOGICAL)
@@ -223,9 +251,10 @@ def expected(script: Script) -> tuple[int, list[float]]:
 
 
 @pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("deferrable", MODES, ids=MODE_IDS)
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_airflow_makes_the_scripts_attempts_and_ends_as_it_says(run_step: Any, script: Script) -> None:
-    run = run_step(script.attempts, retries=script.retries, infra_retries=script.infra_retries)
+def test_airflow_makes_the_scripts_attempts_and_ends_as_it_says(run_step: Any, script: Script, deferrable: bool) -> None:
+    run = run_step(script.attempts, retries=script.retries, infra_retries=script.infra_retries, deferrable=deferrable)
     tries, waits = expected(script)
     cluster = run.op.cluster
 
@@ -262,14 +291,18 @@ def test_airflow_makes_the_scripts_attempts_and_ends_as_it_says(run_step: Any, s
     # the job's own log lines, read from each task's CloudWatch stream into the Airflow task's log
     for attempt in range(1, len(script.attempts) + 1):
         assert f"esteira-test: the job of attempt {attempt}" in run.log
+    # deferred: every ECS task was awaited by a trigger (none by the worker, which never slept)
+    assert run.log.count(DEFERRED) == (len(script.attempts) if deferrable else 0)
 
 
 @pytest.mark.usefixtures("airflow_db")
-def test_the_timeout_is_per_ecs_task_and_a_timed_out_task_is_stopped(run_step: Any) -> None:
+@pytest.mark.parametrize("deferrable", MODES, ids=MODE_IDS)
+def test_the_timeout_is_per_ecs_task_and_a_timed_out_task_is_stopped(run_step: Any, deferrable: bool) -> None:
     """timeout_seconds bounds each ECS task, as on Step Functions: the first task runs 1.5 s of its 2 s
     before a spot interruption, the second gets 2 s of its own, then StopTask; the try fails as a
-    timeout (Airflow's `retries`, not the infrastructure budget), before Airflow's outer guard."""
-    run = run_step((SPOT, STUCK), retries=0, infra_retries=2, timeout_seconds=2, after={0: 1.5})
+    timeout (Airflow's `retries`, not the infrastructure budget), before Airflow's outer guard.
+    Deferred, the trigger stops the task while no worker holds the try."""
+    run = run_step((SPOT, STUCK), retries=0, infra_retries=2, timeout_seconds=2, after={0: 1.5}, deferrable=deferrable)
     [(_, first_at), (second, second_at)] = run.ecs.started
     [(stopped, reason, stop_at)] = run.ecs.stop_calls
     assert (stopped, reason) == (second, STOP_REASON)
@@ -281,6 +314,7 @@ def test_the_timeout_is_per_ecs_task_and_a_timed_out_task_is_stopped(run_step: A
     assert (run.ti.state, run.ti.try_number) == ("failed", 1)
     assert f"step {STEP}: {TIMEOUT}: ECS task {second.split('/')[-1]} was still RUNNING" in run.log
     assert "StepTimeout" in run.log and "AirflowTaskTimeout" not in run.log
+    assert run.log.count(DEFERRED) == (2 if deferrable else 0)
     # the state machine's record of a timed-out step (test_asl_infra_retries.py): the orchestrator
     # stopped the task, ECS said nothing of its own
     assert run.failures() == [failure_record(STEP, TIMEOUT)]
@@ -289,7 +323,9 @@ def test_the_timeout_is_per_ecs_task_and_a_timed_out_task_is_stopped(run_step: A
 @pytest.mark.usefixtures("airflow_db")
 def test_the_outer_guard_stops_the_task_then_running(run_step: Any) -> None:
     """Airflow's execution_timeout (forced below the task's own timeout here: a hung worker) fires
-    during the second task of the try: the provider's on_kill stops that one, not the first."""
+    during the second task of the try: the provider's on_kill stops that one, not the first.
+    (Deferred, the trigger's timeout is that guard; dag.test() does not enforce it, so
+    test_ecs_deferrable drives that path.)"""
     run = run_step((SPOT, STUCK), retries=0, infra_retries=1, timeout_seconds=60, execution_timeout=3)
     [_, (second, _)] = run.ecs.started
     assert [(arn, reason) for arn, reason, _ in run.ecs.stop_calls] == [(second, ON_KILL_REASON)]

@@ -52,6 +52,9 @@ class AwsEnvironment(Strict):
     # whether this environment's EventBridge schedules fire (the seed: only prd runs on a schedule;
     # dev gets the same schedules DISABLED and executions started by hand)
     schedules_enabled: bool = False
+    # Airflow only: the ECS steps wait in the triggerer, not in a worker slot (esteira.airflow.ecs_trigger),
+    # for deployments with few worker slots (MWAA) and long steps; the budgets and timeouts are the same
+    deferrable_steps: bool = False
 
 
 class LocalEnvironment(Strict):

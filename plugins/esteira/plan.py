@@ -91,6 +91,9 @@ class Placement:
     assign_public_ip: bool
     log_group: str
     log_stream_prefix: str
+    # Airflow waits for the ECS tasks in its triggerer rather than a worker (environments.yaml's
+    # deferrable_steps); Step Functions ignores it, it never holds a worker
+    deferrable: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,7 @@ def build_plan(project: Project, target: Target) -> Plan:
             capacity_provider=capacity_provider(project), subnets=aws.network.subnets,
             security_groups=aws.network.security_groups,
             assign_public_ip=aws.network.assign_public_ip, log_group=names.log_group,
-            log_stream_prefix=names.log_stream_prefix,
+            log_stream_prefix=names.log_stream_prefix, deferrable=aws.deferrable_steps,
         )
     specs = []
     problems = []

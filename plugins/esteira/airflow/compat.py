@@ -21,21 +21,31 @@ still ships as deprecated shims. What else differs, and why nothing more is need
   retries, one it must not) moved to airflow.sdk.exceptions in 3.x, whose airflow.exceptions
   names are deprecated shims; the provider's `EcsOperatorError` and `generate_uuid` (the
   `startedBy` its reattach looks tasks up by) import the same way in both.
+* Deferral (esteira.airflow.ecs_trigger): `BaseTrigger`/`TriggerEvent` live in airflow.triggers.base
+  in both, as do the provider's EcsHook and AwsLogsHook. A trigger that outlived its timeout resumes
+  the task with next_method "__fail__" and an error that differs: "Trigger/execution timeout" (2.x's
+  scheduler), "Trigger timeout" (3.x's TriggerFailureReason.TRIGGER_TIMEOUT).
 """
 
 from __future__ import annotations
 
 from airflow import __version__ as AIRFLOW_VERSION
 from airflow.providers.amazon.aws.exceptions import EcsOperatorError
+from airflow.providers.amazon.aws.hooks.ecs import EcsHook
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
+from airflow.providers.amazon.aws.utils.task_log_fetcher import AwsTaskLogFetcher
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 _MAJOR_MINOR = tuple(int(part) for part in AIRFLOW_VERSION.split(".")[:2])
 if _MAJOR_MINOR < (2, 10):  # pragma: no cover - shown as the DAG file's import error in the UI
     raise ImportError(f"esteira's DAGs need Airflow 2.10 or later (MWAA runs 2.10, 2.11 and 3.x); "
                       f"this is Airflow {AIRFLOW_VERSION}")
 AIRFLOW_3 = _MAJOR_MINOR >= (3, 0)
+TRIGGER_FAIL = "__fail__"  # next_method of a task resumed to fail: its trigger failed or timed out
+TRIGGER_TIMEOUT_ERRORS = frozenset({"Trigger/execution timeout", "Trigger timeout"})  # 2.x's, 3.x's
 
 if AIRFLOW_3:
     from airflow.sdk import DAG, BaseNotifier, BaseOperator, Context, Param
@@ -52,14 +62,21 @@ __all__ = [
     "AIRFLOW_3",
     "AIRFLOW_VERSION",
     "DAG",
+    "TRIGGER_FAIL",
+    "TRIGGER_TIMEOUT_ERRORS",
     "AirflowException",
     "AirflowFailException",
+    "AwsLogsHook",
+    "AwsTaskLogFetcher",
     "BaseNotifier",
     "BaseOperator",
+    "BaseTrigger",
     "Context",
+    "EcsHook",
     "EcsOperatorError",
     "EcsRunTaskOperator",
     "Param",
     "SnsNotifier",
+    "TriggerEvent",
     "generate_uuid",
 ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the planner is imported only by a compile, never by a parse
 DagSpec = dict[str, Any]  # JSON: str keys; strings, numbers, booleans, null, lists and dicts only
 
 # Bump when the spec's shape or meaning changes: a cached spec of another version is never read.
-SPEC_VERSION = 3
+SPEC_VERSION = 4  # 2: an ECS task's `deferrable`; 3: S3 triggers; 4: notify's step order
 
 
 def dag_spec(plan: Plan) -> DagSpec:
@@ -134,6 +134,7 @@ def _task(plan: Plan, step: StepPlan) -> dict[str, Any]:
         "awslogs_stream_prefix": f"{placement.log_stream_prefix}/{placement.container_name}",
         "container_name": placement.container_name,
         "reattach": True,
+        "deferrable": placement.deferrable,  # wait in the triggerer (environments.yaml's deferrable_steps)
         "aws_conn_id": placement.aws_conn_id,
         "region_name": placement.region,
     }}
