@@ -42,11 +42,11 @@ def run_identity(context: Context) -> tuple[str | None, str]:
     return (when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None), run_id
 
 
-def run_failures(context: Context, order: list[str]) -> list[dict[str, Any]] | None:
+def run_failures(context: Context, run_id: str, order: list[str]) -> list[dict[str, Any]] | None:
     """The failed steps' records (esteira.notifications), in `order` (the pipeline's structure, as the
     state machine lists them); None when Airflow could not say (the message still goes out)."""
     try:
-        records = failed_steps(context["dag"].dag_id, str(context["run_id"]))
+        records = failed_steps(context["dag"].dag_id, run_id)
     except Exception:  # a notification must not be lost to a failed lookup
         log.warning("esteira: could not read why the run's steps failed", exc_info=True)
         return None
@@ -59,7 +59,7 @@ def render_message(project: str, env: str, status: str, context: Context, order:
     values: dict[RunValue | notifications.Collected, Any] = {RunValue.RUN_DATE: date, RunValue.RUN_ID: run_id}
     fields = notifications.message_fields(project, env, status)
     if notifications.Collected.FAILURES in fields.values():
-        values[notifications.Collected.FAILURES] = run_failures(context, order or [])
+        values[notifications.Collected.FAILURES] = run_failures(context, run_id, order or [])
     # compact, like Step Functions' States.JsonToString: both orchestrators send the same bytes
     return json.dumps({k: values[v] if isinstance(v, RunValue | notifications.Collected) else v
                        for k, v in fields.items()},
