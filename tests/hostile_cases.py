@@ -104,6 +104,13 @@ def own_env(value: str) -> Edit:
     return apply
 
 
+def trigger(bucket: str, *, prefix: str | None = None, suffix: str | None = None) -> Edit:
+    """A top-level `trigger: {s3: ...}` block (values as JSON strings, so any text is exact)."""
+    fields = "".join(f"    {k}: {q(v)}\n" for k, v in (("bucket", bucket), ("prefix", prefix), ("suffix", suffix))
+                     if v is not None)
+    return sub("\ninfra:", f"\ntrigger:\n  s3:\n{fields}infra:")
+
+
 def sched(line: str) -> Edit:
     return sub("  retries: 2\n", f"  retries: 2\n  {line}\n")
 
@@ -635,6 +642,23 @@ CASES: list[Case] = [
     ok("log-retention-10y", sub("    spot: true\n", "    spot: true\n  log_retention_days: 3653\n")),
     ok("python-313", sub('python_version: "3.11"', 'python_version: "3.13"')),
     no("python-patch", sub('python_version: "3.11"', 'python_version: "3.11.4"'), "runtime.python_version", "3"),
+    # S3 triggers (issue 14): what a key may hold reaches an EventBridge pattern, an input transformer,
+    # the state machine's input and Airflow's conf
+    ok("trigger-plain", trigger("rentcars-ml-{env}-inbox", prefix="incoming/", suffix=".parquet")),
+    ok("trigger-bucket-only", trigger("rentcars-ml-inbox")),
+    ok("trigger-unicode-prefix", trigger("rentcars-ml-inbox", prefix="entrada/ção/日本/", suffix=".csv")),
+    ok("trigger-wildcard-chars", trigger("rentcars-ml-inbox", prefix="in*coming/?", suffix="*.csv")),
+    ok("trigger-quotes-backslash", trigger("rentcars-ml-inbox", prefix='a"b\\c/', suffix="'.json")),
+    ok("trigger-with-airflow", chain(trigger("rentcars-ml-inbox", prefix="in/"),
+                                     sub('orchestrator: "step_functions"', 'orchestrator: "airflow"'))),
+    ok("trigger-braces", trigger("rentcars-ml-inbox", prefix="{x}/<aws.events.event>/")),
+    no("trigger-bucket-upper", trigger("Rentcars-Inbox"), "trigger.s3.bucket", "bucket"),
+    no("trigger-bucket-dots", trigger("rentcars..inbox"), "trigger.s3.bucket", "bucket"),
+    no("trigger-bucket-ip", trigger("192.168.1.10"), "trigger.s3.bucket", "bucket"),
+    no("trigger-prefix-slash", trigger("rentcars-ml-inbox", prefix="/in/"), "trigger.s3.prefix", "/"),
+    no("trigger-prefix-control", trigger("rentcars-ml-inbox", prefix="in\u0007/"), "trigger.s3.prefix", "control"),
+    no("trigger-unknown-field", sub("\ninfra:", "\ntrigger:\n  s3:\n    bucket: b-123\n    sufix: .csv\ninfra:"),
+       "trigger.s3", "sufix"),
 ]
 
 ACCEPT = [c for c in CASES if c.accept]

@@ -58,7 +58,9 @@ IAM_INLINE_POLICY_LIMIT = 10_240
 LOGICAL_DATE = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
 RUN_DATE = "2026-11-24T03:00:00Z"
 RUN_ID = "scheduled__2026-11-24T03:00:00+00:00"
-RUN_PATHS = {"$.esteira.run_date": RUN_DATE, "$.esteira.run_id": RUN_ID}
+# what a scheduled run reads from the state machine's input (an S3 trigger's object: none, empty)
+RUN_PATHS = {"$.esteira.run_date": RUN_DATE, "$.esteira.run_id": RUN_ID,
+             "$.esteira.trigger_bucket": "", "$.esteira.trigger_key": ""}
 _PROBLEM = re.compile(r"^\s*(?P<file>\S*?/(?P<name>[^/\s]+)/config\.yaml)(?::(?P<line>\d+))?: (?P<rest>.*)$")
 
 
@@ -341,6 +343,10 @@ class _FakeAws:
             def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, str]:
                 aws.uploads[Key] = Body
                 return {}
+
+            def get_bucket_notification_configuration(self, Bucket: str) -> dict[str, Any]:
+                """A trigger's bucket, set up as the README says: it sends its events to EventBridge."""
+                return {"EventBridgeConfiguration": {}}
 
             def __getattr__(self, _name: str) -> Any:
                 return lambda *a, **k: {}
