@@ -9,7 +9,9 @@ plan gives it. One S3 "Object Created" event is put on the queue as the stack's 
 delivers it (the event JSON as the message body); the triggerer's watcher turns it into an asset
 event, the scheduler starts the dispatcher, and its mapped TriggerDagRunOperator starts the
 project's run. Then the same message is delivered again: the dispatcher runs again and starts
-nothing. The project's own run is not waited for (its ECS steps cannot run against moto).
+nothing; and two objects' events sent together start a run each. The project's own runs are not
+waited for (their ECS steps cannot run against moto): only the environment Airflow renders for the
+first step's ECS task is read. The project's cron is switched off, so that nothing else starts runs.
 """
 
 from __future__ import annotations
