@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -31,6 +32,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -225,8 +227,8 @@ class Processes:
         if dead:
             raise RuntimeError("stopped unexpectedly:\n" + "\n".join(s.tail() for s in dead))
 
-    def tails(self) -> str:
-        return "\n".join(s.tail() for s in self.services)
+    def tails(self, lines: int = 40) -> str:
+        return "\n".join(s.tail(lines) for s in self.services)
 
     def stop_all(self, grace: float = 10) -> dict[str, float]:
         """Stop every service at once (SIGTERM, then SIGKILL after `grace`); seconds each took."""
@@ -319,3 +321,77 @@ def shared_tempdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The compose services, started as the compose file describes them
+# ---------------------------------------------------------------------------------------------
+
+def base_env() -> dict[str, str]:
+    """A clean environment (not pytest's: conftest points AIRFLOW_HOME at its sqlite home)."""
+    keep = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ") if k in os.environ}
+    return {**keep, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "VIRTUAL_ENV": str(VENV_BIN.parent),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def service_env(service: dict[str, Any], addr: Addresses, values: dict[str, str]) -> dict[str, str]:
+    """A compose service's `environment`, interpolated as for a user's .env and re-addressed."""
+    return {k: addr.translate(interpolate(str(v), values)) for k, v in (service.get("environment") or {}).items()}
+
+
+def start_compose_postgres(postgres: Postgres, compose: dict[str, Any], addr: Addresses,
+                           values: dict[str, str]) -> None:
+    """Start the cluster and do what the postgres image does with POSTGRES_USER/_DB, then the
+    compose file's init SQL (the MLflow database)."""
+    postgres.start()
+    services = compose["services"]
+    pg_env = service_env(services["postgres"], addr, values)
+    user, password, database = pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"], pg_env["POSTGRES_DB"]
+    postgres.psql(f"CREATE USER {user} WITH PASSWORD '{password}'")
+    postgres.psql(f"CREATE DATABASE {database} OWNER {user}")
+    for config in services["postgres"].get("configs", []):
+        sql = addr.translate(interpolate(compose["configs"][config["source"]]["content"], values))
+        for statement in filter(None, (s.strip() for s in sql.split(";"))):
+            postgres.psql(statement)
+
+
+def compose_airflow_env(compose: dict[str, Any], addr: Addresses, values: dict[str, str],
+                        **overrides: str) -> dict[str, str]:
+    """The Airflow services' compose environment on a clean base, plus what differs on one machine
+    (every server on 127.0.0.1 and a free port), plus `overrides`."""
+    return {
+        **base_env(),
+        **service_env(compose["services"]["airflow-scheduler"], addr, values),
+        # the image's .pth: esteira and ml_jobs import from the repo (this checkout, not another one
+        # an editable install of the interpreter may point at)
+        "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}",
+        "AIRFLOW_HOME": str(addr.airflow_home),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(addr.api_port),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(addr.scheduler_health_port),
+        **overrides,
+    }
+
+
+def run_airflow_init(compose: dict[str, Any], addr: Addresses, values: dict[str, str],
+                     airflow_env: Mapping[str, str]) -> dict[str, str]:
+    """airflow-init's own script (JWT check, `airflow db migrate`, the admin's password file);
+    returns its environment (it holds the admin's user name and password)."""
+    init = compose["services"]["airflow-init"]
+    init_env = {**airflow_env, **service_env(init, addr, values)}
+    (addr.airflow_home / "auth").mkdir(parents=True, exist_ok=True)
+    script = addr.translate(interpolate(init["command"][-1], values))
+    run(["bash", "-c", script], env=init_env, timeout=300)
+    return init_env
+
+
+def airflow_argv(component: str, addr: Addresses) -> list[str]:
+    """The command of an Airflow service (its compose `command`), serving on 127.0.0.1 only."""
+    argv = [str(VENV_BIN / "airflow"), component]
+    if component == "api-server":
+        argv += ["--host", "127.0.0.1", "--port", str(addr.api_port)]
+    elif component in ("scheduler", "triggerer"):
+        # their log server binds every interface; the api-server reads the log files here
+        argv.append("--skip-serve-logs")
+    return argv

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,9 +33,13 @@ from stack_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     REPO,
+    VENV_BIN,
     Addresses,
     Postgres,
     Processes,
+    airflow_argv,
+    base_env,
+    compose_airflow_env,
     env_example,
     free_port,
     http_get,
@@ -45,14 +48,14 @@ from stack_helpers import (
     load_compose,
     missing_setup,
     postgres_bin,
-    run,
+    run_airflow_init,
     shared_tempdir,
+    start_compose_postgres,
     user_dotenv,
     wait_until,
 )
 
 PROJECT = "recsys"
-VENV_BIN = Path(sys.executable).parent
 COMPOSE_BINARY = Path(sys.executable).parents[1] / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" \
     / "site-packages" / "compose" / "docker-compose"
 SCREENSHOTS = REPO / "build" / "screenshots"
@@ -214,18 +217,6 @@ class LocalStack:
         return self.processes.tails() + "\n" + self.postgres.log_tail()
 
 
-def service_env(service: dict[str, Any], addr: Addresses, values: dict[str, str]) -> dict[str, str]:
-    """A compose service's `environment`, interpolated as for a user's .env and re-addressed."""
-    return {k: addr.translate(interpolate(str(v), values)) for k, v in (service.get("environment") or {}).items()}
-
-
-def base_env() -> dict[str, str]:
-    """A clean environment (not pytest's: conftest points AIRFLOW_HOME at its sqlite home)."""
-    keep = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ") if k in os.environ}
-    return {**keep, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "VIRTUAL_ENV": str(VENV_BIN.parent),
-            "PYTHONUNBUFFERED": "1"}
-
-
 def mlflow_argv(command: list[str], addr: Addresses, values: dict[str, str]) -> list[str]:
     """The compose command of the mlflow service, bound to 127.0.0.1 and a free port."""
     argv = [addr.translate(interpolate(str(a), values)) for a in command]
@@ -255,15 +246,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     postgres = Postgres(postgres_bin(), pg_root, addr.postgres_port)  # type: ignore[arg-type]
     try:
         # PostgreSQL: what the postgres image does with POSTGRES_USER/_DB, then the compose's init SQL
-        postgres.start()
-        pg_env = service_env(services["postgres"], addr, values)
-        user, password, database = pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"], pg_env["POSTGRES_DB"]
-        postgres.psql(f"CREATE USER {user} WITH PASSWORD '{password}'")
-        postgres.psql(f"CREATE DATABASE {database} OWNER {user}")
-        for config in services["postgres"].get("configs", []):
-            sql = addr.translate(interpolate(compose["configs"][config["source"]]["content"], values))
-            for statement in filter(None, (s.strip() for s in sql.split(";"))):
-                postgres.psql(statement)
+        start_compose_postgres(postgres, compose, addr, values)
 
         # MLflow server, started now: its schema migration overlaps Airflow's
         env = base_env()
@@ -276,26 +259,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         # takes manual runs and backfills, and the scheduler (running, job scheduling on) plans nothing
         environments.write_text(re.sub(r"(?m)^  home: .*$", f"  home: {data_home}\n  schedules_enabled: false",
                                        (REPO / "projects" / "environments.yaml").read_text()))
-        airflow_env = {
-            **env,
-            **service_env(services["airflow-scheduler"], addr, values),
-            "AIRFLOW_HOME": str(addr.airflow_home),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(addr.api_port),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(addr.scheduler_health_port),
-            "ESTEIRA_ENVIRONMENTS_FILE": str(environments),
-        }
-        init = services["airflow-init"]
-        init_env = {**airflow_env, **service_env(init, addr, values)}
-        script = addr.translate(interpolate(init["command"][-1], values))
-        run(["bash", "-c", script], env=init_env, timeout=300)
+        airflow_env = compose_airflow_env(compose, addr, values, ESTEIRA_ENVIRONMENTS_FILE=str(environments))
+        init_env = run_airflow_init(compose, addr, values, airflow_env)
 
-        api = [str(VENV_BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(addr.api_port)]
-        processes.start("api-server", api, airflow_env, cwd=out)
-        # --skip-serve-logs: its log server binds every interface; the api-server reads the files here
-        processes.start("scheduler", [str(VENV_BIN / "airflow"), "scheduler", "--skip-serve-logs"], airflow_env, cwd=out)
-        processes.start("dag-processor", [str(VENV_BIN / "airflow"), "dag-processor"], airflow_env, cwd=out)
+        for component in ("api-server", "scheduler", "dag-processor"):
+            processes.start(component, airflow_argv(component, addr), airflow_env, cwd=out)
 
         started = LocalStack(addr, processes, postgres, airflow_env, init_env["AIRFLOW_ADMIN_USER"],
                              init_env["AIRFLOW_ADMIN_PASSWORD"], data_home, compose)
