@@ -128,6 +128,24 @@ class Addresses:
 # Processes
 # ---------------------------------------------------------------------------------------------
 
+class AirflowApi:
+    """The stack's api-server as its admin reaches it (a base for the stacks the tests start; they hold
+    `addr`, `username` and `password`)."""
+
+    addr: Addresses
+    username: str
+    password: str
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.addr.api_port}"
+
+    def token(self) -> str:
+        """A JWT from the api-server, as a REST client of Airflow 3 gets one."""
+        body = http_json("POST", f"{self.api}/auth/token", {"username": self.username, "password": self.password})
+        return str(body["access_token"])
+
+
 def free_port() -> int:
     """A port nobody listens on now (the OS picks it; the small race is acceptable in a test)."""
     with socket.socket() as sock:

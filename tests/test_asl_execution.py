@@ -135,7 +135,7 @@ def failure(spec: Plan, step: str, exit_code: int, task_arn: str) -> dict[str, A
     placement = spec.placement
     assert placement is not None
     log = notifications.log_stream_url(placement.region, placement.log_group,
-                                       f"{placement.log_stream_prefix}/{placement.container_name}", task_arn)
+                                       placement.task_log_prefix, task_arn)
     return notifications.failure_record(step, "application", exit_code=exit_code,
                                         stopped_reason="Essential container in task exited", log=log)
 

@@ -58,7 +58,7 @@ def test_the_state_machine_spends_each_budget_only_on_its_own_failures(tmp_path:
     placement = plan.placement
     assert placement is not None
     log = log_stream_url(placement.region, placement.log_group,
-                         f"{placement.log_stream_prefix}/{placement.container_name}", runs[-1].task_arn)
+                         placement.task_log_prefix, runs[-1].task_arn)
     assert notification.message["failures"] == [expected_failure(script, "train", log)]
 
 

@@ -27,7 +27,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.bases.operator import TriggerFailureReason
 from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout, TaskDeferred
 from airflow.sdk.module_loading import import_string
@@ -35,9 +34,8 @@ from failure_scripts import OK, SPOT
 from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
 from test_ecs_infra_retries import DELAY, STEP, STUCK, ScriptedEcs, write_projects
-from test_ecs_timeout import ON_KILL_REASON, PROJECT, aws, create_network, create_platform, ecs_tasks
+from test_ecs_timeout import ON_KILL_REASON, aws, create_network, create_platform, ecs_tasks, parse_ecs_step
 
-from conftest import DAGS
 from esteira.airflow import ecs_operator
 from esteira.airflow.compat import TRIGGER_FAIL, TRIGGER_TIMEOUT_ERRORS
 from esteira.airflow.ecs_operator import EcsRunTaskOperator, InfrastructureFailure, StepTimeout
@@ -65,14 +63,8 @@ def load_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool 
         envs = projects / "environments.yaml"
         envs.write_text(envs.read_text().replace("  data_root:", "  deferrable_steps: false\n  data_root:", 1))
         assert envs.read_text().count("deferrable_steps: false") == 1
-    monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects))
-    monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
-    monkeypatch.setenv("ESTEIRA_ENV", "dev")
     monkeypatch.setenv("ESTEIRA_CACHE_DIR", "off")
-    bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
-    [op] = bag.dags[PROJECT].tasks
-    assert isinstance(op, EcsRunTaskOperator)
+    _, op = parse_ecs_step(monkeypatch, projects)
     create_platform(op, subnets[0])
     return op
 

@@ -27,13 +27,22 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.amazon.aws.utils.task_log_fetcher import AwsTaskLogFetcher
 from failure_scripts import SCRIPTS, SPOT, Script, Stop, expected_failure
 from moto.ecs.models import EC2ContainerServiceBackend, Task
-from test_ecs_timeout import DEV, LOGICAL, ON_KILL_REASON, PROJECT, aws, create_network, create_platform, ecs_tasks
+from test_ecs_timeout import (
+    DEV,
+    LOGICAL,
+    ON_KILL_REASON,
+    PROJECT,
+    aws,
+    create_network,
+    create_platform,
+    ecs_tasks,
+    parse_ecs_step,
+)
 
-from conftest import DAGS, PROJECTS
+from conftest import PROJECTS
 from esteira.airflow import ecs_operator
 from esteira.airflow.compat import generate_uuid
 from esteira.airflow.ecs_operator import STOP_REASON, EcsRunTaskOperator, try_timeout_seconds
@@ -183,14 +192,7 @@ def run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         subnets, group = create_network()
         projects = write_projects(tmp_path, subnets, group, retries=retries, infra_retries=infra_retries,
                                   timeout_seconds=timeout_seconds, deferrable=deferrable)
-        monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects))  # dag.test() re-parses the folder
-        monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
-        monkeypatch.setenv("ESTEIRA_ENV", "dev")
-        bag = DagBag(dag_folder=str(DAGS))
-        assert bag.import_errors == {}
-        dag = bag.dags[PROJECT]
-        [op] = dag.tasks
-        assert isinstance(op, EcsRunTaskOperator)
+        dag, op = parse_ecs_step(monkeypatch, projects)
         assert (op.retries, op.infra_retries, op.infra_retry_delay_seconds) == (retries, infra_retries, DELAY)
         assert op.task_timeout_seconds == timeout_seconds
         assert op.deferrable is deferrable  # environments.yaml's deferrable_steps

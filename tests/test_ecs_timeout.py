@@ -165,20 +165,27 @@ def ecs_tasks(cluster: str, desired: str | None = None) -> list[dict[str, Any]]:
     return ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"] if arns else []
 
 
+def parse_ecs_step(monkeypatch: pytest.MonkeyPatch, projects: Path) -> tuple[Any, EcsRunTaskOperator]:
+    """The one-step DAG and its operator, as Airflow parses the real dags/ folder with the ecs backend
+    in dev. The settings go in the environment: dag.test() re-parses the folder to serialize the DAG."""
+    monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects))
+    monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
+    monkeypatch.setenv("ESTEIRA_ENV", "dev")
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    dag = bag.dags[PROJECT]
+    [op] = dag.tasks
+    assert isinstance(op, EcsRunTaskOperator)
+    return dag, op
+
+
 @pytest.mark.usefixtures("airflow_db", "aws")
 def test_a_step_that_times_out_stops_its_ecs_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     subnets, group = create_network()
     projects = write_projects(tmp_path, subnets, group)
-    # dag.test() re-parses the DAG folder to serialize the DAG: the same settings must reach it
-    monkeypatch.setenv("ESTEIRA_PROJECTS_DIR", str(projects))
-    monkeypatch.setenv("ESTEIRA_BACKEND", "ecs")
-    monkeypatch.setenv("ESTEIRA_ENV", "dev")
-    bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
-    [task] = bag.dags[PROJECT].tasks
-    assert isinstance(task, EcsRunTaskOperator)
+    dag, task = parse_ecs_step(monkeypatch, projects)
     assert task.task_timeout_seconds == STEP_TIMEOUT  # the config's timeout_seconds, per ECS task
     # Airflow's, for the whole try: every ECS task the infrastructure budget allows, and the waits
     assert task.execution_timeout == timedelta(seconds=try_timeout_seconds(
@@ -194,7 +201,7 @@ def test_a_step_that_times_out_stops_its_ecs_task(
     watchdog.start()
     started = time.monotonic()
     try:
-        run = bag.dags[PROJECT].test(logical_date=LOGICAL)
+        run = dag.test(logical_date=LOGICAL)
     finally:
         elapsed = time.monotonic() - started
         watchdog.cancel()

@@ -501,6 +501,7 @@ def _check_parity(down: Downstream, name: str, states: dict[str, dict[str, Any]]
     if set(tasks) != set(dag.task_ids):
         down.add(name, "parity", f"ASL tasks {sorted(set(tasks) ^ set(dag.task_ids))[:5]} differ from the DAG's")
     jinja_env = dag.get_template_env()  # one for the DAG, as the task runner builds one per task
+    definition = json.loads(down.machine(name).read_text())  # once: what the tasks read from `esteira.shared`
     for task in dag.tasks:
         state = tasks.get(task.task_id)
         if state is None:
@@ -511,7 +512,7 @@ def _check_parity(down: Downstream, name: str, states: dict[str, dict[str, Any]]
             down.add(name, "parity", f"{task.task_id}: Airflow cannot render the task: {type(exc).__name__}: {exc}")
             continue
         af = task.overrides["containerOverrides"][0]
-        asl = task_parameters(json.loads(down.machine(name).read_text()), state)["Overrides"]["ContainerOverrides"][0]
+        asl = task_parameters(definition, state)["Overrides"]["ContainerOverrides"][0]
         if list(af["command"]) != list(asl["Command"]):
             down.add(name, "parity", f"{task.task_id}: command Airflow {af['command']!r} vs ASL {asl['Command']!r}")
         af_env = sorted((e["name"], e["value"]) for e in af["environment"])

@@ -35,6 +35,7 @@ from stack_helpers import (
     REPO,
     VENV_BIN,
     Addresses,
+    AirflowApi,
     Postgres,
     Processes,
     airflow_argv,
@@ -188,7 +189,7 @@ def missing_prerequisites() -> list[str]:
 
 
 @dataclass
-class LocalStack:
+class LocalStack(AirflowApi):
     """The running stack: where each service answers, and how to reach Airflow as the admin."""
 
     addr: Addresses
@@ -201,17 +202,8 @@ class LocalStack:
     compose: dict[str, Any]
 
     @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.addr.api_port}"
-
-    @property
     def mlflow(self) -> str:
         return f"http://127.0.0.1:{self.addr.mlflow_port}"
-
-    def token(self) -> str:
-        """A JWT from the api-server, as a REST client of Airflow 3 gets one."""
-        body = http_json("POST", f"{self.api}/auth/token", {"username": self.username, "password": self.password})
-        return str(body["access_token"])
 
     def diagnostics(self) -> str:
         return self.processes.tails() + "\n" + self.postgres.log_tail()

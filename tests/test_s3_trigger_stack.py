@@ -39,6 +39,7 @@ from stack_helpers import (
     REPO,
     VENV_BIN,
     Addresses,
+    AirflowApi,
     Postgres,
     Processes,
     airflow_argv,
@@ -108,7 +109,7 @@ def container_environment(rendered_fields: dict[str, Any]) -> dict[str, str]:
 
 
 @dataclass
-class TriggerStack:
+class TriggerStack(AirflowApi):
     addr: Addresses
     processes: Processes
     postgres: Postgres
@@ -118,14 +119,6 @@ class TriggerStack:
     dev: AwsEnvironment
     username: str
     password: str
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.addr.api_port}"
-
-    def token(self) -> str:
-        body = http_json("POST", f"{self.api}/auth/token", {"username": self.username, "password": self.password})
-        return str(body["access_token"])
 
     def sqs(self) -> Any:
         return boto3.client("sqs", endpoint_url=self.moto, region_name=self.dev.region,

@@ -76,13 +76,17 @@ _RULE_PATHS = {Field.STOP_CODE: f"{_TASK}.StopCode", Field.STOPPED_REASON: f"{_T
                Field.CONTAINER_REASON: f"{_TASK}.Containers[0].Reason"}
 STEP_FAILED_ERROR = "esteira.StepFailed"
 STEP_TIMEOUT_ERROR = "esteira.StepTimeout"
-# A failed step's Fail state carries a short record as its Cause (JSON text): s = the step, x = the exit
-# code, c = the stop code, r = the stopped reason, t = the task ARN; absent ones are null after a
-# States.JsonMerge over BLANK. The explain Map turns each into notifications.failure_record's shape.
+# A failed step's Fail state carries a short record as its Cause (JSON text, one-letter keys: each
+# step's branch writes one); absent fields are null after a States.JsonMerge over BLANK. The explain
+# Map turns each into notifications.failure_record's shape. Record field -> (cause key, where the
+# step's `.why` state took it from, when ECS said it).
+_CAUSE = {"step": ("s", None), "exit_code": ("x", "$.why.c.ExitCode"), "stop_code": ("c", "$.why.t.StopCode"),
+          "stopped_reason": ("r", "$.why.t.StoppedReason"), "task": ("t", "$.why.t.TaskArn")}
+_CAUSE_KEY = {field: key for field, (key, _) in _CAUSE.items()}
 SHARED, SHARED_PATH = "esteira.shared", f"{RUN_PATH}.shared"
 BLANK_PATH = f"{SHARED_PATH}.blank"
 _BLANK = {"task": {"StopCode": None, "StoppedReason": None, "TaskArn": None},
-          "container": {"ExitCode": None}, "record": {k: None for k in "sxcrt"}}
+          "container": {"ExitCode": None}, "record": dict.fromkeys(_CAUSE_KEY.values())}
 RUN_TASK_REFUSED = "ECS.AmazonECSException"  # how the ECS integration reports a RunTask that placed no task
 
 
@@ -196,11 +200,11 @@ def _explain_state(plan: Plan, following: str) -> dict[str, Any]:
     the step's short record (its Cause), the log link built from the task ARN it names."""
     assert plan.placement is not None
     placement = plan.placement
-    url = notifications.log_stream_url_prefix(
-        placement.region, placement.log_group, f"{placement.log_stream_prefix}/{placement.container_name}")
+    url = notifications.log_stream_url_prefix(placement.region, placement.log_group, placement.task_log_prefix)
     name = f"{EXPLAIN}."
     kinds = {STEP_FAILED_ERROR: APPLICATION, INFRA_ERROR: INFRASTRUCTURE, STEP_TIMEOUT_ERROR: TIMEOUT}
-    split = "States.StringSplit($.c.t, '/')"
+    task = f"$.c.{_CAUSE_KEY['task']}"
+    split = f"States.StringSplit({task}, '/')"
     states: dict[str, Any] = {
         f"{name}kind": {"Type": "Choice", "Default": f"{name}{notifications.UNKNOWN}", "Choices": [
             {"Variable": "$.error.Error", "StringEquals": error, "Next": f"{name}{kind}"}
@@ -209,7 +213,7 @@ def _explain_state(plan: Plan, following: str) -> dict[str, Any]:
             "classification": kind, "c.$": "States.JsonMerge($.blank, States.StringToJson($.error.Cause), false)"}}
            for kind in kinds.values()},
         f"{name}has-task": {"Type": "Choice", "Default": f"{name}no-link",
-                            "Choices": [{"Variable": "$.c.t", "IsString": True, "Next": f"{name}link"}]},
+                            "Choices": [{"Variable": task, "IsString": True, "Next": f"{name}link"}]},
         f"{name}link": {"Type": "Pass", "Next": f"{name}record", "Parameters": {
             "classification.$": "$.classification", "c.$": "$.c",
             # the task id ends the ARN, in either ARN format
@@ -217,9 +221,9 @@ def _explain_state(plan: Plan, following: str) -> dict[str, Any]:
                      f"States.MathAdd(States.ArrayLength({split}), -1)))"}},
         f"{name}no-link": {"Type": "Pass", "Next": f"{name}record", "Parameters": {
             "classification.$": "$.classification", "c.$": "$.c", "log": None}},
-        f"{name}record": {"Type": "Pass", "End": True, "Parameters": _params(dict(zip(
-            notifications.RECORD_KEYS, map(_Path, ("$.c.s", "$.classification", "$.c.x", "$.c.c", "$.c.r", "$.log")),
-            strict=True)))},
+        f"{name}record": {"Type": "Pass", "End": True, "Parameters": _params({
+            field: _Path(f"$.c.{_CAUSE_KEY[field]}" if field in _CAUSE_KEY else f"$.{field}")
+            for field in notifications.RECORD_KEYS})},
         # not a failure esteira classified (an error of Step Functions itself): its error name
         f"{name}{notifications.UNKNOWN}": {"Type": "Pass", "End": True, "Parameters": _params(
             notifications.failure_record(None, notifications.UNKNOWN) | {"stopped_reason": _Path("$.error.Error")})},
@@ -388,10 +392,10 @@ class _Builder:
                 "t.$": f"States.JsonMerge({BLANK_PATH}.task, {_TASK}, false)",
                 "c.$": f"States.JsonMerge({BLANK_PATH}.container, {_TASK}.Containers[0], false)"}},
             record: {"Type": "Pass", "ResultPath": "$.why", "Next": classify, "Parameters": {
-                "s": name, "x.$": "$.why.c.ExitCode", "c.$": "$.why.t.StopCode", "r.$": "$.why.t.StoppedReason",
-                "t.$": "$.why.t.TaskArn"}},
-            no_task: {"Type": "Pass", "Result": {"s": name, "r": notifications.NO_TASK}, "ResultPath": "$.why",
-                      "Next": infrastructure},
+                _CAUSE_KEY["step"]: name, **{f"{key}.$": path for key, path in _CAUSE.values() if path}}},
+            no_task: {"Type": "Pass", "Result": {
+                _CAUSE_KEY["step"]: name, _CAUSE_KEY["stopped_reason"]: notifications.NO_TASK},
+                "ResultPath": "$.why", "Next": infrastructure},
             classify: {
                 "Type": "Choice",
                 "Choices": [{**_infrastructure_condition(), "Next": infrastructure}],
@@ -402,7 +406,7 @@ class _Builder:
             # ECS task of the try / the timeout: the error names the classification, the cause is the record
             failed: {"Type": "Fail", "Error": STEP_FAILED_ERROR, "CausePath": "States.JsonToString($.why)"},
             infra_failed: {"Type": "Fail", "Error": INFRA_ERROR, "CausePath": "States.JsonToString($.why)"},
-            timed_out: {"Type": "Fail", "Error": STEP_TIMEOUT_ERROR, "Cause": compact_json({"s": name})},
+            timed_out: {"Type": "Fail", "Error": STEP_TIMEOUT_ERROR, "Cause": compact_json({_CAUSE_KEY["step"]: name})},
         }
         start = name
         if budget:

@@ -95,6 +95,11 @@ class Placement:
     # deferrable_steps); Step Functions ignores it, it never holds a worker
     deferrable: bool = False
 
+    @property
+    def task_log_prefix(self) -> str:
+        """awslogs names a task's stream `<this>/<task id>`: the stream prefix, then the container."""
+        return f"{self.log_stream_prefix}/{self.container_name}"
+
 
 @dataclass(frozen=True)
 class StepPlan:

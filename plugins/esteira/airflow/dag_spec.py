@@ -131,7 +131,7 @@ def _task(plan: Plan, step: StepPlan) -> dict[str, Any]:
         "tags": {t["key"]: t["value"] for t in request["tags"]},
         "awslogs_group": placement.log_group,
         "awslogs_region": placement.region,
-        "awslogs_stream_prefix": f"{placement.log_stream_prefix}/{placement.container_name}",
+        "awslogs_stream_prefix": placement.task_log_prefix,
         "container_name": placement.container_name,
         "reattach": True,
         "deferrable": placement.deferrable,  # wait in the triggerer (environments.yaml's deferrable_steps)

@@ -161,8 +161,7 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
         attempts = 1 + self.infra_retries
         of = f"attempt {attempt.number} of {attempts}"
         ecs_task = self._get_ecs_task_id(attempt.task_arn)
-        # the failure notification's record (esteira.notifications), as the state machine makes it
-        record = failure_record(self.task_id, INFRASTRUCTURE, stopped_reason=NO_TASK)
+        # each failure leaves the notification's record (esteira.notifications), as the state machine makes it
         if attempt.ended == TIMED_OUT:
             self._fail(context, failure_record(self.task_id, TIMEOUT), StepTimeout(
                 f"step {self.task_id}: {TIMEOUT}: ECS task {ecs_task} was still {attempt.last_status} after "
@@ -180,6 +179,7 @@ class EcsRunTaskOperator(compat.EcsRunTaskOperator):
                     f"step {self.task_id}: {APPLICATION} failure on {of} ({said}){self._last_logs(last_lines)}"))
         else:
             said = f"RunTask failures: {attempt.said}"
+            record = failure_record(self.task_id, INFRASTRUCTURE, stopped_reason=NO_TASK)
         if attempt.number >= attempts:
             self._fail(context, record, InfrastructureFailure(
                 f"step {self.task_id}: {INFRASTRUCTURE} failure on all {attempts} ECS task attempt(s) "
